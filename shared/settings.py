@@ -1,0 +1,52 @@
+"""One Settings object for every service and the CLI (env prefix NEWSFLOW_, .env supported)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_consumer_name() -> str:
+    """A consumer name unique per process, so replicas never share a pending-entries list."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration; every field is NEWSFLOW_<NAME> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="NEWSFLOW_", env_file=".env", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    storage_url: str = "sqlite:///data/newsflow.db"
+    data_dir: str = "data"
+    # Prefix of every stream and key, so several pipelines (or test runs) share one Redis safely.
+    key_prefix: str = "newsflow"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+    consumer: str = Field(default_factory=default_consumer_name)
+    batch_size: int = Field(default=32, ge=1, le=1000)
+    # How long XREADGROUP blocks waiting for entries; a lone article is handled as soon as it arrives.
+    poll_ms: int = Field(default=100, ge=1)
+    max_deliveries: int = Field(default=5, ge=1)
+    claim_idle_ms: int = Field(default=30_000, ge=100)
+    claim_interval_ms: int = Field(default=5_000, ge=50)
+    # A consumer idle this long with nothing pending is removed from its group.
+    dead_consumer_idle_ms: int = Field(default=600_000, ge=1_000)
+    trim_interval_s: float = Field(default=60.0, gt=0)
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    max_article_bytes: int = Field(default=5_000_000, ge=1_000)
+    min_body_words: int = Field(default=20, ge=0)
+    spacy_model: str = "en_core_web_sm"
+    words_per_minute: int = Field(default=230, ge=50)
+    service_version: str = "0.1.0"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

@@ -1,0 +1,94 @@
+"""Stream, group and key names, and the consumer-group administration every service runs at start."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from shared.settings import Settings, get_settings
+
+STAGES = ("ingest", "clean", "enrich", "publish")
+
+
+@dataclass(frozen=True)
+class StreamNames:
+    """Every Redis key the pipeline uses, under one prefix (default `newsflow`)."""
+
+    prefix: str
+
+    @property
+    def raw(self) -> str:
+        return f"{self.prefix}:raw"
+
+    @property
+    def ingested(self) -> str:
+        return f"{self.prefix}:ingested"
+
+    @property
+    def cleaned(self) -> str:
+        return f"{self.prefix}:cleaned"
+
+    @property
+    def enriched(self) -> str:
+        return f"{self.prefix}:enriched"
+
+    @property
+    def published(self) -> str:
+        return f"{self.prefix}:published"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.prefix}:dlq"
+
+    def input_of(self, stage: str) -> str:
+        """The stream a stage consumes."""
+        return {
+            "ingest": self.raw,
+            "clean": self.ingested,
+            "enrich": self.cleaned,
+            "publish": self.enriched,
+        }[stage]
+
+    def output_of(self, stage: str) -> str:
+        """The stream a stage writes to."""
+        return {
+            "ingest": self.ingested,
+            "clean": self.cleaned,
+            "enrich": self.enriched,
+            "publish": self.published,
+        }[stage]
+
+    def key(self, *parts: str) -> str:
+        """A namespaced key for auxiliary state (e.g. the near-duplicate index)."""
+        return ":".join((self.prefix, *parts))
+
+    @property
+    def pipeline_streams(self) -> tuple[str, ...]:
+        """The streams consumed by a stage group (the ones that may be trimmed)."""
+        return (self.raw, self.ingested, self.cleaned, self.enriched)
+
+
+def group_of(stage: str) -> str:
+    """Each stage reads its input through one consumer group named after the stage."""
+    return stage
+
+
+def names(settings: Settings | None = None) -> StreamNames:
+    """Stream names for the configured prefix."""
+    return StreamNames((settings or get_settings()).key_prefix)
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> bool:
+    """Create `group` on `stream` at id 0 (MKSTREAM); True when it was created now.
+
+    Id 0, not `$`: articles pushed before a service first starts must not be skipped.
+    """
+    try:
+        await redis.xgroup_create(name=stream, groupname=group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+        return False
+    return True
