@@ -92,3 +92,44 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> bool:
             raise
         return False
     return True
+
+
+def _next_id(stream_id: bytes | str) -> str:
+    """The smallest id after `stream_id` (ids are `ms-seq`)."""
+    text = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+    ms, _, seq = text.partition("-")
+    return f"{ms}-{int(seq or 0) + 1}"
+
+
+async def safe_trim_id(redis: Redis, stream: str) -> str | None:
+    """The lowest id some group still needs on `stream`; None when no group reads it (nothing is safe)."""
+    groups = await redis.xinfo_groups(stream)
+    if not groups:
+        return None
+    floor: tuple[int, int] | None = None
+    for group in groups:
+        if group["pending"]:
+            summary = await redis.xpending(stream, group["name"])
+            candidate = summary["min"]
+        else:
+            # Everything up to last-delivered-id is acknowledged; what comes after is unread.
+            candidate = _next_id(group["last-delivered-id"])
+        text = candidate.decode() if isinstance(candidate, bytes) else candidate
+        ms, _, seq = text.partition("-")
+        key = (int(ms), int(seq or 0))
+        floor = key if floor is None or key < floor else floor
+    assert floor is not None
+    return f"{floor[0]}-{floor[1]}"
+
+
+async def trim_acknowledged(redis: Redis, stream: str) -> int:
+    """XTRIM MINID below what every group has acknowledged; never MAXLEN over unread entries."""
+    try:
+        min_id = await safe_trim_id(redis, stream)
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return 0
+        raise
+    if min_id is None:
+        return 0
+    return int(await redis.xtrim(stream, minid=min_id, approximate=False))

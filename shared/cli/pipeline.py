@@ -1,0 +1,133 @@
+"""Pipeline commands: push articles, process them in-process, serve one stage, run the local stack, trim."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sys
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from shared.inputs import InputError, RawInput, read_inputs
+from shared.settings import get_settings
+from shared.streams import STAGES, names, trim_acknowledged
+
+err = Console(stderr=True)
+PUSH_CHUNK = 500
+
+
+async def push_inputs(items: list[RawInput], redis_url: str, *, origin: str = "cli", progress: Progress | None = None) -> int:
+    """XADD each raw article to the raw stream as `data` (JSON) + `origin`, pipelined in chunks."""
+    from redis.asyncio import Redis
+
+    raw_stream = names().raw
+    redis = Redis.from_url(redis_url)
+    task = progress.add_task("queued", total=len(items)) if progress else None
+    try:
+        for start in range(0, len(items), PUSH_CHUNK):
+            chunk = items[start:start + PUSH_CHUNK]
+            async with redis.pipeline(transaction=False) as pipe:
+                for item in chunk:
+                    pipe.xadd(raw_stream, {"data": orjson.dumps(item.data), "origin": origin})
+                await pipe.execute()
+            if progress is not None and task is not None:
+                progress.advance(task, len(chunk))
+    finally:
+        await redis.aclose()
+    return len(items)
+
+
+def push(
+    paths: Annotated[list[str], typer.Argument(help="files (.txt .html .json .jsonl), directories, or - for stdin")],
+    redis_url: Annotated[str | None, typer.Option(help="default: NEWSFLOW_REDIS_URL")] = None,
+) -> None:
+    """Queue raw articles on the raw stream; lists what could not be read (exit status 1 then)."""
+    settings = get_settings()
+    items: list[RawInput] = []
+    errors: list[InputError] = []
+    for item in read_inputs(paths):
+        (errors if isinstance(item, InputError) else items).append(item)  # type: ignore[arg-type]
+    with Progress(TextColumn("[bold]push"), BarColumn(), MofNCompleteColumn(), console=err,
+                  disable=not err.is_terminal) as progress:
+        try:
+            queued = asyncio.run(push_inputs(items, redis_url or settings.redis_url, progress=progress))
+        except OSError as exc:
+            err.print(f"[red]cannot reach Redis at {redis_url or settings.redis_url}: {exc}")
+            raise typer.Exit(2) from exc
+    err.print(f"queued {queued} article(s) on {names().raw}")
+    for error in errors:
+        err.print(f"[red]could not read[/] {error.where}: {error.error}")
+    if errors:
+        raise typer.Exit(1)
+
+
+def process(
+    paths: Annotated[list[str], typer.Argument(help="files (.txt .html .json .jsonl), directories, or - for stdin")],
+    stages: Annotated[str, typer.Option(help="stop after this stage: clean | enrich")] = "enrich",
+    batch_size: Annotated[int, typer.Option(help="articles per NLP batch")] = 64,
+) -> None:
+    """Run ingest -> clean -> enrich in this process (no Redis, no storage); one JSON record per line, in order."""
+    from services.local import Failure, LocalPipeline
+
+    if stages not in ("clean", "enrich"):
+        raise typer.BadParameter("--stages is clean or enrich")
+    pipeline = LocalPipeline(get_settings(), stop_after=stages)  # type: ignore[arg-type]
+    out = sys.stdout.buffer
+    failures = 0
+    for result in pipeline.run(read_inputs(paths), batch_size=batch_size):
+        if isinstance(result, Failure):
+            failures += 1
+            err.print(f"[red]{result.where}[/]: {result.stage} rejected it ({result.reason}): {result.error}")
+            continue
+        out.write(result.to_json() + b"\n")
+    out.flush()
+    if failures:
+        raise typer.Exit(1)
+
+
+def serve(stage: Annotated[str, typer.Argument(help="ingest | clean | enrich | publish")]) -> None:
+    """Run one stage's service in the foreground (same as `faststream run services.STAGE.main:app`)."""
+    if stage not in STAGES:
+        raise typer.BadParameter(f"stage is one of {', '.join(STAGES)}")
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is optional off Linux
+        pass
+    module = importlib.import_module(f"services.{stage}.main")
+    asyncio.run(module.app.run())
+
+
+def up(
+    replicas: Annotated[int, typer.Option("--enrich-replicas", help="enrich processes to run")] = 1,
+) -> None:
+    """The local stack: a private Redis when none answers, then the four services; Ctrl-C stops everything."""
+    from shared.localstack import run_local_stack
+
+    raise typer.Exit(run_local_stack(get_settings(), enrich_replicas=replicas))
+
+
+def trim() -> None:
+    """Trim the pipeline streams below what every consumer group has acknowledged (XTRIM MINID)."""
+    from redis.asyncio import Redis
+
+    async def trim_all() -> dict[str, int]:
+        redis = Redis.from_url(get_settings().redis_url)
+        try:
+            return {stream: await trim_acknowledged(redis, stream) for stream in names().pipeline_streams}
+        finally:
+            await redis.aclose()
+
+    for stream, removed in asyncio.run(trim_all()).items():
+        err.print(f"{stream}: trimmed {removed} acknowledged entr{'y' if removed == 1 else 'ies'}")
+
+
+def register_pipeline_commands(app: typer.Typer) -> None:
+    """Attach the pipeline commands to the `newsflow` app."""
+    for command in (push, process, serve, up, trim):
+        app.command()(command)
