@@ -1,0 +1,42 @@
+"""Article storage: one async interface, SQLite (default) or PostgreSQL chosen by URL."""
+
+from __future__ import annotations
+
+from shared.storage.base import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    ArticleFilters,
+    ArticleSummary,
+    SearchHit,
+    Storage,
+    UpsertResult,
+    content_fingerprint,
+)
+from shared.storage.migrations import LATEST_VERSION, MIGRATIONS
+
+__all__ = [
+    "HIGHLIGHT_END",
+    "HIGHLIGHT_START",
+    "LATEST_VERSION",
+    "MIGRATIONS",
+    "ArticleFilters",
+    "ArticleSummary",
+    "SearchHit",
+    "Storage",
+    "UpsertResult",
+    "content_fingerprint",
+    "open_storage",
+]
+
+
+def open_storage(url: str) -> Storage:
+    """The backend for `url` (`sqlite:///rel.db`, `sqlite:////abs.db`, `postgresql://...`); connects lazily."""
+    if url.startswith("sqlite:"):
+        from shared.storage.sqlite import SQLiteStorage
+
+        return SQLiteStorage(url)
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from shared.storage.postgres import PostgresStorage
+
+        return PostgresStorage(url.replace("postgresql+psycopg://", "postgresql://", 1))
+    raise ValueError(f"unsupported storage URL {url!r}: use sqlite:///path.db or postgresql://...")

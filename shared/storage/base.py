@@ -1,0 +1,288 @@
+"""The storage interface both backends implement, and the record -> rows mapping they share."""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+import orjson
+
+from shared.events import ArticleRecord
+
+# Snippet highlight markers: readable in JSON output, easy for the CLI to turn into bold text.
+HIGHLIGHT_START = "«"
+HIGHLIGHT_END = "»"
+
+# Fields that differ between two pushes of the same article without the article changing:
+# the receipt time and the lineage stamps are per-run facts, not content.
+_VOLATILE_FIELDS = frozenset({"trace", "received_at"})
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertResult:
+    """What happened to one record in an upsert batch."""
+
+    id: str
+    revision: int
+    changed: bool
+    stored_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleSummary:
+    """One row of `list_articles`: the columns a listing shows, without body or JSON."""
+
+    id: str
+    title: str
+    url: str | None
+    source_domain: str | None
+    language: str | None
+    category: str | None
+    published_at: datetime | None
+    word_count: int | None
+    revision: int
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (datetimes as ISO 8601)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "url": self.url,
+            "source_domain": self.source_domain,
+            "language": self.language,
+            "category": self.category,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+            "word_count": self.word_count,
+            "revision": self.revision,
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A full-text match: higher `score` is more relevant; `snippet` marks matches with « »."""
+
+    id: str
+    title: str
+    score: float
+    snippet: str
+    source_domain: str | None
+    published_at: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping (datetimes as ISO 8601)."""
+        return {
+            "id": self.id,
+            "title": self.title,
+            "score": self.score,
+            "snippet": self.snippet,
+            "source_domain": self.source_domain,
+            "published_at": self.published_at.isoformat() if self.published_at else None,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ArticleFilters:
+    """Query filters shared by list, count and export; None means "any"."""
+
+    source: str | None = None
+    lang: str | None = None
+    category: str | None = None
+    entity: str | None = None
+    country: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int | None = None
+
+    def normalised(self) -> ArticleFilters:
+        """Canonical forms the SQL compares against (UTC datetimes, ISO country code)."""
+        return ArticleFilters(
+            source=self.source.strip().lower() if self.source else None,
+            lang=self.lang.strip().lower() if self.lang else None,
+            category=self.category.strip().lower() if self.category else None,
+            entity=self.entity.strip().lower() if self.entity else None,
+            country=country_code(self.country) if self.country else None,
+            since=to_utc(self.since) if self.since else None,
+            until=to_utc(self.until) if self.until else None,
+            limit=self.limit,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRows:
+    """One record split into the rows of every table it lives in."""
+
+    article: dict[str, Any]
+    entities: list[tuple[str, str, int]] = field(default_factory=list)  # name, label, mention count
+    mentions: list[tuple[str, str, int, str, int, int, str]] = field(default_factory=list)
+    places: list[tuple[str, str | None, str | None, float | None, float | None, int]] = field(
+        default_factory=list
+    )
+    countries: list[tuple[str, int]] = field(default_factory=list)  # code, rank
+    keywords: list[tuple[str, int]] = field(default_factory=list)  # keyword, rank
+    near_duplicates: list[tuple[str, float]] = field(default_factory=list)
+
+
+def to_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; naive input is taken to already be UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def country_code(value: str) -> str:
+    """ISO 3166-1 alpha-2 code for a code or a country name ("fr", "France" -> "FR")."""
+    cleaned = value.strip()
+    if len(cleaned) == 2:
+        # "UK" is what people type; ISO 3166 (and the enrich stage) say GB.
+        return "GB" if cleaned.upper() == "UK" else cleaned.upper()
+    import pycountry  # deferred: the lookup tables cost ~50 ms to load and most filters are codes
+
+    try:
+        return str(pycountry.countries.lookup(cleaned).alpha_2)
+    except LookupError:
+        pass
+    try:  # common names ("Russia", "Britain") are not official names; the fuzzy search knows them
+        return str(pycountry.countries.search_fuzzy(cleaned)[0].alpha_2)
+    except LookupError:
+        return cleaned.upper()
+
+
+def content_fingerprint(record: ArticleRecord) -> str:
+    """Hash of everything a reader could notice; per-run fields are left out so a re-push matches."""
+    content = record.model_dump(mode="json", exclude=set(_VOLATILE_FIELDS))
+    return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def record_rows(record: ArticleRecord) -> RecordRows:
+    """Split a record into article columns and child rows (entities, places, keywords, ...)."""
+    article = {
+        "id": record.id,
+        "external_id": record.external_id,
+        "url": record.url,
+        "origin": record.origin,
+        "title": record.title,
+        "body": record.body,
+        "authors": orjson.dumps(record.authors).decode(),
+        "source_domain": record.source_domain,
+        "source_name": record.source_name,
+        "published_at": to_utc(record.published_at) if record.published_at else None,
+        "language": record.language,
+        "word_count": record.word_count,
+        "reading_time_s": record.reading_time_s,
+        "summary": record.summary,
+        "sentiment": record.sentiment,
+        "sentiment_label": record.sentiment_label,
+        "category": record.category,
+        "category_score": record.category_score,
+        "duplicate_of": record.duplicate_of,
+        "content_hash": record.content_hash,
+        "received_at": to_utc(record.received_at),
+        "fingerprint": content_fingerprint(record),
+        "record": record.model_dump_json(),
+    }
+    rows = RecordRows(article=article)
+    seen_entities: set[tuple[str, str]] = set()
+    for entity in record.entities:
+        key = (entity.name, entity.label)
+        if key in seen_entities:  # the contract promises one entity per thing; tolerate a slip
+            continue
+        seen_entities.add(key)
+        rows.entities.append((entity.name, entity.label, len(entity.mentions)))
+        for mention in entity.mentions:
+            rows.mentions.append(
+                (entity.name, entity.label, len(rows.mentions), mention.field, mention.start, mention.end,
+                 mention.text)
+            )
+    seen_places: set[str] = set()
+    for place in record.places:
+        if place.name in seen_places:
+            continue
+        seen_places.add(place.name)
+        rows.places.append(
+            (place.name, place.country_code, place.country, place.latitude, place.longitude, place.mentions)
+        )
+    # Countries: the enrich ranking first, then any place's country it did not list.
+    codes = [code.upper() for code in record.countries]
+    codes += [place.country_code.upper() for place in record.places if place.country_code]
+    for code in dict.fromkeys(codes):
+        rows.countries.append((code, len(rows.countries)))
+    for keyword in dict.fromkeys(record.keywords):
+        rows.keywords.append((keyword, len(rows.keywords)))
+    seen_duplicates: set[str] = set()
+    for duplicate in record.near_duplicates:
+        if duplicate.id in seen_duplicates or duplicate.id == record.id:
+            continue
+        seen_duplicates.add(duplicate.id)
+        rows.near_duplicates.append((duplicate.id, duplicate.similarity))
+    return rows
+
+
+def dedupe_last_wins(records: Sequence[ArticleRecord]) -> list[ArticleRecord]:
+    """One record per id (the last one), ordered by id so concurrent writers lock rows in the same order."""
+    latest = {record.id: record for record in records}
+    return [latest[article_id] for article_id in sorted(latest)]
+
+
+class Storage(ABC):
+    """Async article storage; `open_storage(url)` picks the backend."""
+
+    url: str
+
+    @abstractmethod
+    async def migrate(self, target: int | None = None) -> list[int]:
+        """Apply pending schema migrations (up to `target`); return the versions applied."""
+
+    @abstractmethod
+    async def schema_version(self) -> int:
+        """The highest applied migration version (0 for an empty database)."""
+
+    @abstractmethod
+    async def upsert_articles(self, records: Sequence[ArticleRecord]) -> list[UpsertResult]:
+        """Insert or update a batch in one transaction; results follow the input order."""
+
+    @abstractmethod
+    async def get_article(self, article_id: str) -> ArticleRecord | None:
+        """The full record as it was last published, or None."""
+
+    @abstractmethod
+    async def list_articles(self, filters: ArticleFilters | None = None) -> list[ArticleSummary]:
+        """Summaries matching `filters`, newest publication first."""
+
+    @abstractmethod
+    async def count(self, filters: ArticleFilters | None = None) -> int:
+        """How many articles match `filters` (its limit is ignored)."""
+
+    @abstractmethod
+    async def search(self, query: str, limit: int = 20) -> list[SearchHit]:
+        """Full-text search over title and body, most relevant first."""
+
+    @abstractmethod
+    def iter_export(self, filters: ArticleFilters | None = None) -> AsyncIterator[ArticleRecord]:
+        """Stream matching records in storage order without holding them all in memory."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def upsert_article(self, record: ArticleRecord) -> UpsertResult:
+        """Upsert a single record (a batch of one)."""
+        (result,) = await self.upsert_articles([record])
+        return result
+
+    async def __aenter__(self) -> Storage:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,390 @@
+"""PostgreSQL backend: psycopg 3 async with a connection pool, tsvector + GIN for search."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import AsyncConnectionPool
+
+from shared.errors import TransientError
+from shared.events import ArticleRecord
+from shared.storage.base import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    ArticleFilters,
+    ArticleSummary,
+    RecordRows,
+    SearchHit,
+    Storage,
+    UpsertResult,
+    dedupe_last_wins,
+    record_rows,
+)
+from shared.storage.migrations import pending
+from shared.storage.queries import ORDER_NEWEST_FIRST, SUMMARY_COLUMNS, filter_clause
+
+T = TypeVar("T")
+
+POOL_MIN_SIZE = 1
+POOL_MAX_SIZE = 4
+CONNECT_TIMEOUT_S = 10.0
+EXPORT_FETCH_ROWS = 500
+# Two publish replicas writing the same ids can still lose a lock race; the retry is cheap and bounded.
+_CONFLICT_RETRIES = 5
+# Any fixed key works: it only serialises concurrent `migrate()` calls (replicas starting together).
+_MIGRATION_LOCK_KEY = 0x6E657773  # "news"
+
+_ARTICLE_FIELDS = (
+    "id", "external_id", "url", "origin", "title", "body", "authors", "source_domain", "source_name",
+    "published_at", "language", "word_count", "reading_time_s", "summary", "sentiment", "sentiment_label",
+    "category", "category_score", "duplicate_of", "content_hash", "received_at", "fingerprint", "record",
+)
+_JSON_FIELDS = frozenset({"authors", "record"})
+# The WHERE makes an identical re-push a no-op even when it raced past the fingerprint pre-check;
+# ON CONFLICT ... DO UPDATE locks the row either way, so racing writers queue instead of duplicating.
+_UPSERT_ARTICLE = (
+    f"INSERT INTO articles ({', '.join(_ARTICLE_FIELDS)}, revision, created_at, updated_at) "
+    # JSON columns arrive as text already serialised by pydantic/orjson and are cast on the server.
+    f"VALUES ({', '.join('%s::jsonb' if name in _JSON_FIELDS else '%s' for name in _ARTICLE_FIELDS)}, 1, %s, %s) "
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _ARTICLE_FIELDS if name != "id")
+    + ", revision = articles.revision + 1, updated_at = EXCLUDED.updated_at "
+    "WHERE articles.fingerprint <> EXCLUDED.fingerprint "
+    "RETURNING revision, updated_at, (xmax = 0) AS inserted"
+)
+_CHILD_TABLES = ("article_entities", "mentions", "places", "article_countries", "keywords", "near_duplicates")
+
+
+async def _configure_connection(connection: psycopg.AsyncConnection[Any]) -> None:
+    # Timestamps come back in UTC whatever the server's or role's default time zone is.
+    await connection.execute("SET TIME ZONE 'UTC'")
+
+
+class PostgresStorage(Storage):
+    """Articles in PostgreSQL through a lazily opened async connection pool."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._pool: AsyncConnectionPool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    async def _get_pool(self) -> AsyncConnectionPool:
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_lock:
+            if self._pool is None:
+                pool = AsyncConnectionPool(
+                    self.url,
+                    min_size=POOL_MIN_SIZE,
+                    max_size=POOL_MAX_SIZE,
+                    timeout=CONNECT_TIMEOUT_S,
+                    kwargs={"autocommit": True},
+                    configure=_configure_connection,
+                    open=False,
+                )
+                try:
+                    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+                except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                    await pool.close()
+                    raise TransientError(f"postgresql unavailable: {error}") from error
+                self._pool = pool
+        return self._pool
+
+    async def _run(self, work: Callable[[psycopg.AsyncConnection[Any]], Awaitable[T]]) -> T:
+        """Run `work` on a pooled connection; retry lock conflicts, report outages as transient."""
+        pool = await self._get_pool()
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                async with pool.connection() as connection:
+                    return await work(connection)
+            except (pg_errors.SerializationFailure, pg_errors.DeadlockDetected) as error:
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise TransientError(f"postgresql write conflict: {error}") from error
+                await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
+            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                raise TransientError(f"postgresql unavailable: {error}") from error
+        raise AssertionError("unreachable")
+
+    # -- schema -------------------------------------------------------------------------------------
+
+    async def migrate(self, target: int | None = None) -> list[int]:
+        """Apply pending migrations in one transaction under an advisory lock (replicas start together)."""
+
+        async def run(connection: psycopg.AsyncConnection[Any]) -> list[int]:
+            async with connection.transaction():
+                await connection.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+                await connection.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+                )
+                cursor = await connection.execute("SELECT version FROM schema_migrations")
+                applied = {row[0] for row in await cursor.fetchall()}
+                applied_now: list[int] = []
+                for migration in pending(applied, target):
+                    for statement in migration.statements("postgres"):
+                        await connection.execute(statement)
+                    await connection.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (%s, %s, %s)",
+                        (migration.version, migration.name, datetime.now(UTC)),
+                    )
+                    applied_now.append(migration.version)
+                return applied_now
+
+        return await self._run(run)
+
+    async def schema_version(self) -> int:
+        """The highest applied migration (0 when none)."""
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> int:
+            cursor = await connection.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+            exists = await cursor.fetchone()
+            if not exists or not exists[0]:
+                return 0
+            cursor = await connection.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(read)
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    async def upsert_articles(self, records: Sequence[ArticleRecord]) -> list[UpsertResult]:
+        """Insert new ids, update changed ones (revision + 1), leave identical ones untouched."""
+        if not records:
+            return []
+        rows = [record_rows(record) for record in dedupe_last_wins(records)]
+
+        async def write(connection: psycopg.AsyncConnection[Any]) -> dict[str, UpsertResult]:
+            async with connection.transaction():
+                return await _upsert(connection, rows)
+
+        results = await self._run(write)
+        return [results[record.id] for record in records]
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    async def get_article(self, article_id: str) -> ArticleRecord | None:
+        """The stored record JSON, parsed back into the contract model."""
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> str | None:
+            # ::text skips psycopg's JSON decoding; pydantic parses the text directly.
+            cursor = await connection.execute("SELECT record::text FROM articles WHERE id = %s", (article_id,))
+            row = await cursor.fetchone()
+            return None if row is None else str(row[0])
+
+        text = await self._run(read)
+        return None if text is None else ArticleRecord.model_validate_json(text)
+
+    async def list_articles(self, filters: ArticleFilters | None = None) -> list[ArticleSummary]:
+        """Summaries, newest publication first."""
+        filters = filters or ArticleFilters()
+        where, params = filter_clause(filters, "%s", lambda moment: moment)
+        sql = f"SELECT {SUMMARY_COLUMNS} FROM articles a {where} {ORDER_NEWEST_FIRST}"
+        if filters.limit is not None:
+            sql += " LIMIT %s"
+            params.append(filters.limit)
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> list[ArticleSummary]:
+            cursor = await connection.execute(sql.encode(), params)
+            return [
+                ArticleSummary(
+                    id=row[0], title=row[1], url=row[2], source_domain=row[3], language=row[4],
+                    category=row[5], published_at=row[6], word_count=row[7], revision=row[8],
+                    updated_at=row[9],
+                )
+                for row in await cursor.fetchall()
+            ]
+
+        return await self._run(read)
+
+    async def count(self, filters: ArticleFilters | None = None) -> int:
+        """Number of matching articles."""
+        where, params = filter_clause(filters or ArticleFilters(), "%s", lambda moment: moment)
+        sql = f"SELECT count(*) FROM articles a {where}"
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> int:
+            cursor = await connection.execute(sql.encode(), params)
+            row = await cursor.fetchone()
+            return int(row[0]) if row else 0
+
+        return await self._run(read)
+
+    async def search(self, query: str, limit: int = 20) -> list[SearchHit]:
+        """websearch_to_tsquery over the weighted tsvector, ts_rank_cd ranking, ts_headline snippets."""
+        if not query.strip():
+            return []
+        # Rank and limit first, then build headlines for the few survivors (ts_headline re-parses the body).
+        sql = (
+            "WITH q AS (SELECT websearch_to_tsquery('english', %s) AS query), "
+            "top AS (SELECT a.seq, ts_rank_cd(a.search_vector, q.query) AS score FROM articles a, q "
+            "WHERE a.search_vector @@ q.query ORDER BY score DESC, a.id LIMIT %s) "
+            "SELECT a.id, a.title, top.score, "
+            "ts_headline('english', a.body, q.query, "
+            f"'StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, MaxWords=30, MinWords=12, "
+            "MaxFragments=2, FragmentDelimiter=\" … \"'), "
+            "a.source_domain, a.published_at "
+            "FROM top JOIN articles a ON a.seq = top.seq, q ORDER BY top.score DESC, a.id"
+        )
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> list[SearchHit]:
+            cursor = await connection.execute(sql.encode(), (query, limit))
+            return [
+                SearchHit(
+                    id=row[0], title=row[1], score=float(row[2]), snippet=row[3], source_domain=row[4],
+                    published_at=row[5],
+                )
+                for row in await cursor.fetchall()
+            ]
+
+        return await self._run(read)
+
+    async def iter_export(self, filters: ArticleFilters | None = None) -> AsyncIterator[ArticleRecord]:
+        """Records in storage order through a server-side cursor, `EXPORT_FETCH_ROWS` per round trip."""
+        filters = filters or ArticleFilters()
+        where, params = filter_clause(filters, "%s", lambda moment: moment)
+        sql = f"SELECT a.record::text FROM articles a {where} ORDER BY a.seq"
+        if filters.limit is not None:
+            sql += " LIMIT %s"
+            params.append(filters.limit)
+        pool = await self._get_pool()
+        try:
+            # A named cursor lives on the server: only one fetch's rows are ever in this process.
+            async with (
+                pool.connection() as connection,
+                connection.transaction(),
+                connection.cursor(name="newsflow_export") as cursor,
+            ):
+                cursor.itersize = EXPORT_FETCH_ROWS
+                await cursor.execute(sql.encode(), params)
+                while rows := await cursor.fetchmany(EXPORT_FETCH_ROWS):
+                    for (text,) in rows:
+                        yield ArticleRecord.model_validate_json(text)
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+            raise TransientError(f"postgresql unavailable: {error}") from error
+
+    async def close(self) -> None:
+        """Close the pool."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+
+async def _upsert(connection: psycopg.AsyncConnection[Any], rows: list[RecordRows]) -> dict[str, UpsertResult]:
+    """The body of the upsert transaction; `rows` are sorted by id so writers lock in one order."""
+    now = datetime.now(UTC)
+    ids = [row.article["id"] for row in rows]
+    cursor = await connection.execute(
+        "SELECT id, fingerprint, revision, updated_at FROM articles WHERE id = ANY(%s)", (ids,)
+    )
+    existing = {row[0]: (row[1], row[2], row[3]) for row in await cursor.fetchall()}
+
+    results: dict[str, UpsertResult] = {}
+    to_write = []
+    for row in rows:
+        article_id = row.article["id"]
+        previous = existing.get(article_id)
+        if previous is not None and previous[0] == row.article["fingerprint"]:
+            results[article_id] = UpsertResult(article_id, previous[1], False, previous[2])
+        else:
+            to_write.append(row)
+    if not to_write:
+        return results
+
+    # Entities before articles, both in sorted order: racing transactions take locks in the same sequence.
+    entity_ids = await _entity_ids(connection, to_write)
+    written: list[RecordRows] = []
+    for row in to_write:
+        article = row.article
+        values = [article[name] for name in _ARTICLE_FIELDS]
+        cursor = await connection.execute(_UPSERT_ARTICLE, [*values, now, now])
+        returned = await cursor.fetchone()
+        article_id = article["id"]
+        if returned is None:  # a racing writer stored this exact content first
+            cursor = await connection.execute(
+                "SELECT revision, updated_at FROM articles WHERE id = %s", (article_id,)
+            )
+            current = await cursor.fetchone()
+            assert current is not None
+            results[article_id] = UpsertResult(article_id, current[0], False, current[1])
+            continue
+        revision, updated_at, inserted = returned
+        results[article_id] = UpsertResult(article_id, revision, True, updated_at)
+        written.append(row)
+        if not inserted:
+            for table in _CHILD_TABLES:
+                await connection.execute(f"DELETE FROM {table} WHERE article_id = %s", (article_id,))
+    if written:
+        await _insert_children(connection, written, entity_ids)
+    return results
+
+
+async def _entity_ids(
+    connection: psycopg.AsyncConnection[Any], rows: list[RecordRows]
+) -> dict[tuple[str, str], int]:
+    names = sorted({(name, label) for row in rows for name, label, _ in row.entities})
+    if not names:
+        return {}
+    entity_names = [name for name, _ in names]
+    entity_labels = [label for _, label in names]
+    await connection.execute(
+        "INSERT INTO entities (name, label, name_key) "
+        "SELECT n, l, lower(n) FROM unnest(%s::text[], %s::text[]) AS t(n, l) ORDER BY n, l "
+        "ON CONFLICT (name, label) DO NOTHING",
+        (entity_names, entity_labels),
+    )
+    cursor = await connection.execute(
+        "SELECT e.id, e.name, e.label FROM entities e "
+        "JOIN unnest(%s::text[], %s::text[]) AS t(n, l) ON e.name = t.n AND e.label = t.l",
+        (entity_names, entity_labels),
+    )
+    return {(name, label): entity_id for entity_id, name, label in await cursor.fetchall()}
+
+
+async def _insert_children(
+    connection: psycopg.AsyncConnection[Any], rows: list[RecordRows], entity_ids: dict[tuple[str, str], int]
+) -> None:
+    """One multi-row INSERT ... SELECT FROM unnest(...) per table for the whole batch."""
+
+    def columns(values: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+        return [[value[i] for value in values] for i in range(width)]
+
+    article_entities = [
+        (row.article["id"], entity_ids[(name, label)], count)
+        for row in rows for name, label, count in row.entities
+    ]
+    mentions = [
+        (row.article["id"], ordinal, entity_ids[(name, label)], field, start, end, text)
+        for row in rows for name, label, ordinal, field, start, end, text in row.mentions
+    ]
+    places = [(row.article["id"], *place) for row in rows for place in row.places]
+    countries = [(row.article["id"], *country) for row in rows for country in row.countries]
+    keywords = [(row.article["id"], *keyword) for row in rows for keyword in row.keywords]
+    duplicates = [(row.article["id"], *duplicate) for row in rows for duplicate in row.near_duplicates]
+
+    statements: list[tuple[bytes, list[tuple[Any, ...]], int]] = [
+        (b"INSERT INTO article_entities (article_id, entity_id, mention_count) "
+         b"SELECT * FROM unnest(%s::text[], %s::bigint[], %s::int[])", article_entities, 3),
+        (b"INSERT INTO mentions (article_id, ordinal, entity_id, field, start_offset, end_offset, text) "
+         b"SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::int[], %s::int[], "
+         b"%s::text[])", mentions, 7),
+        (b"INSERT INTO places (article_id, name, country_code, country, latitude, longitude, mentions) "
+         b"SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::float8[], %s::float8[], "
+         b"%s::int[])", places, 7),
+        (b"INSERT INTO article_countries (article_id, country_code, ordinal) "
+         b"SELECT * FROM unnest(%s::text[], %s::text[], %s::int[])", countries, 3),
+        (b"INSERT INTO keywords (article_id, keyword, ordinal) "
+         b"SELECT * FROM unnest(%s::text[], %s::text[], %s::int[])", keywords, 3),
+        (b"INSERT INTO near_duplicates (article_id, duplicate_id, similarity) "
+         b"SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[])", duplicates, 3),
+    ]
+    for sql, values, width in statements:
+        if values:
+            await connection.execute(sql, columns(values, width))

@@ -1,0 +1,392 @@
+"""SQLite backend: one WAL-mode connection driven from a dedicated worker thread, FTS5 for search."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from shared.errors import TransientError
+from shared.events import ArticleRecord
+from shared.storage.base import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    ArticleFilters,
+    ArticleSummary,
+    RecordRows,
+    SearchHit,
+    Storage,
+    UpsertResult,
+    dedupe_last_wins,
+    record_rows,
+    to_utc,
+)
+from shared.storage.migrations import Migration, pending
+from shared.storage.queries import ORDER_NEWEST_FIRST, SUMMARY_COLUMNS, filter_clause, fts5_query
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000
+EXPORT_FETCH_ROWS = 500
+# "database is locked" past busy_timeout, or a file that cannot be opened: worth retrying later.
+_TRANSIENT_MESSAGES = ("locked", "busy", "unable to open", "disk i/o")
+_LOCK_RETRIES = 3
+
+
+def sqlite_path(url: str) -> Path:
+    """`sqlite:///rel/path.db` -> rel/path.db, `sqlite:////abs/path.db` -> /abs/path.db."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        raise ValueError(f"not a sqlite URL (expected {prefix}path): {url!r}")
+    path = url[len(prefix):].split("?", 1)[0]
+    if not path:
+        raise ValueError(f"sqlite URL without a path: {url!r}")
+    return Path(path)
+
+
+def _timestamp(moment: datetime) -> str:
+    """Fixed-precision UTC ISO text, so comparing strings compares instants."""
+    return to_utc(moment).isoformat(timespec="microseconds")
+
+
+def _parse_timestamp(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def _is_transient(error: sqlite3.OperationalError) -> bool:
+    message = str(error).lower()
+    return any(fragment in message for fragment in _TRANSIENT_MESSAGES)
+
+
+_ARTICLE_FIELDS = (
+    "id", "external_id", "url", "origin", "title", "body", "authors", "source_domain", "source_name",
+    "published_at", "language", "word_count", "reading_time_s", "summary", "sentiment", "sentiment_label",
+    "category", "category_score", "duplicate_of", "content_hash", "received_at", "fingerprint", "record",
+)
+_INSERT_ARTICLE = (
+    f"INSERT INTO articles ({', '.join(_ARTICLE_FIELDS)}, revision, created_at, updated_at) "
+    f"VALUES ({', '.join('?' for _ in _ARTICLE_FIELDS)}, 1, ?, ?)"
+)
+_UPDATE_ARTICLE = (
+    "UPDATE articles SET "
+    + ", ".join(f"{name} = ?" for name in _ARTICLE_FIELDS if name != "id")
+    + ", revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision"
+)
+_CHILD_TABLES = ("article_entities", "mentions", "places", "article_countries", "keywords", "near_duplicates")
+
+
+class SQLiteStorage(Storage):
+    """Articles in one SQLite file (WAL, busy timeout, BEGIN IMMEDIATE writes)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.path = sqlite_path(url)
+        # sqlite3 connections are not for concurrent use: one thread owns this one.
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-storage")
+        self._connection: sqlite3.Connection | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every write opens BEGIN IMMEDIATE itself so
+        # the write lock is taken up front and two writers never deadlock upgrading read locks.
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
+        connection.execute("PRAGMA foreign_keys = ON")
+        return connection
+
+    def _connection_in_thread(self) -> sqlite3.Connection:
+        if self._connection is None:
+            self._connection = self._connect()
+        return self._connection
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `work` on the storage thread; retry a lock timeout, then report it as transient."""
+
+        def call() -> T:
+            for attempt in range(_LOCK_RETRIES):
+                try:
+                    return work(self._connection_in_thread())
+                except sqlite3.OperationalError as error:
+                    if not _is_transient(error):
+                        raise
+                    if attempt == _LOCK_RETRIES - 1:
+                        raise TransientError(f"sqlite {self.path}: {error}") from error
+                    time.sleep(0.05 * (attempt + 1))
+            raise AssertionError("unreachable")
+
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, call)
+
+    @staticmethod
+    def _write(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            result = work(connection)
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return result
+
+    # -- schema -------------------------------------------------------------------------------------
+
+    async def migrate(self, target: int | None = None) -> list[int]:
+        """Apply pending migrations, each in its own transaction with its `schema_migrations` row."""
+
+        def run(connection: sqlite3.Connection) -> list[int]:
+            applied_now: list[int] = []
+
+            def ensure_table(c: sqlite3.Connection) -> set[int]:
+                c.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                )
+                return {row[0] for row in c.execute("SELECT version FROM schema_migrations")}
+
+            applied = self._write(connection, ensure_table)
+            for migration in pending(applied, target):
+
+                def apply(c: sqlite3.Connection, migration: Migration = migration) -> bool:
+                    version = migration.version
+                    # Another process may have applied it while we waited for the write lock.
+                    if c.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                        return False
+                    for statement in migration.statements("sqlite"):
+                        c.execute(statement)
+                    c.execute(
+                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                        (version, migration.name, _timestamp(datetime.now(UTC))),
+                    )
+                    return True
+
+                if self._write(connection, apply):
+                    applied_now.append(migration.version)
+            return applied_now
+
+        return await self._run(run)
+
+    async def schema_version(self) -> int:
+        """The highest applied migration (0 when none)."""
+
+        def read(connection: sqlite3.Connection) -> int:
+            exists = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+            ).fetchone()
+            if not exists:
+                return 0
+            row = connection.execute("SELECT max(version) FROM schema_migrations").fetchone()
+            return int(row[0] or 0)
+
+        return await self._run(read)
+
+    # -- writes -------------------------------------------------------------------------------------
+
+    async def upsert_articles(self, records: Sequence[ArticleRecord]) -> list[UpsertResult]:
+        """Insert new ids, update changed ones (revision + 1), leave identical ones untouched."""
+        if not records:
+            return []
+        batch = dedupe_last_wins(records)
+        rows = [record_rows(record) for record in batch]  # CPU work outside the write lock
+        results = await self._run(functools.partial(self._write, work=functools.partial(_upsert, rows=rows)))
+        return [results[record.id] for record in records]
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    async def get_article(self, article_id: str) -> ArticleRecord | None:
+        """The stored record JSON, parsed back into the contract model."""
+
+        def read(connection: sqlite3.Connection) -> str | None:
+            row = connection.execute("SELECT record FROM articles WHERE id = ?", (article_id,)).fetchone()
+            return None if row is None else str(row[0])
+
+        text = await self._run(read)
+        return None if text is None else ArticleRecord.model_validate_json(text)
+
+    async def list_articles(self, filters: ArticleFilters | None = None) -> list[ArticleSummary]:
+        """Summaries, newest publication first."""
+        filters = filters or ArticleFilters()
+        where, params = filter_clause(filters, "?", _timestamp)
+        sql = f"SELECT {SUMMARY_COLUMNS} FROM articles a {where} {ORDER_NEWEST_FIRST}"
+        if filters.limit is not None:
+            sql += " LIMIT ?"
+            params.append(filters.limit)
+
+        def read(connection: sqlite3.Connection) -> list[ArticleSummary]:
+            return [
+                ArticleSummary(
+                    id=row[0], title=row[1], url=row[2], source_domain=row[3], language=row[4],
+                    category=row[5], published_at=_parse_timestamp(row[6]), word_count=row[7],
+                    revision=row[8], updated_at=datetime.fromisoformat(row[9]),
+                )
+                for row in connection.execute(sql, params)
+            ]
+
+        return await self._run(read)
+
+    async def count(self, filters: ArticleFilters | None = None) -> int:
+        """Number of matching articles."""
+        where, params = filter_clause(filters or ArticleFilters(), "?", _timestamp)
+        sql = f"SELECT count(*) FROM articles a {where}"
+        return await self._run(lambda connection: int(connection.execute(sql, params).fetchone()[0]))
+
+    async def search(self, query: str, limit: int = 20) -> list[SearchHit]:
+        """FTS5 bm25 ranking, title weighted above body, snippet from the best-matching column."""
+        expression = fts5_query(query)
+        if expression is None:
+            return []
+        sql = (
+            "SELECT a.id, a.title, -bm25(articles_fts, 4.0, 1.0) AS score, "
+            f"snippet(articles_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24), "
+            "a.source_domain, a.published_at "
+            "FROM articles_fts JOIN articles a ON a.seq = articles_fts.rowid "
+            "WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts, 4.0, 1.0), a.id LIMIT ?"
+        )
+
+        def read(connection: sqlite3.Connection) -> list[SearchHit]:
+            return [
+                SearchHit(
+                    id=row[0], title=row[1], score=float(row[2]), snippet=row[3], source_domain=row[4],
+                    published_at=_parse_timestamp(row[5]),
+                )
+                for row in connection.execute(sql, (expression, limit))
+            ]
+
+        return await self._run(read)
+
+    async def iter_export(self, filters: ArticleFilters | None = None) -> AsyncIterator[ArticleRecord]:
+        """Records in storage order, read `EXPORT_FETCH_ROWS` at a time on a private read connection."""
+        filters = filters or ArticleFilters()
+        where, params = filter_clause(filters, "?", _timestamp)
+        sql = f"SELECT a.record FROM articles a {where} ORDER BY a.seq"
+        if filters.limit is not None:
+            sql += " LIMIT ?"
+            params.append(filters.limit)
+        # A separate connection and thread: the export reads one consistent WAL snapshot and never
+        # blocks (or is blocked by) upserts on the main connection.
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-export")
+        loop = asyncio.get_running_loop()
+        connection: sqlite3.Connection | None = None
+        try:
+            connection = await loop.run_in_executor(executor, self._connect)
+            cursor = await loop.run_in_executor(executor, connection.execute, sql, params)
+            while True:
+                rows = await loop.run_in_executor(executor, cursor.fetchmany, EXPORT_FETCH_ROWS)
+                if not rows:
+                    break
+                for (text,) in rows:
+                    yield ArticleRecord.model_validate_json(text)
+        except sqlite3.OperationalError as error:
+            if _is_transient(error):
+                raise TransientError(f"sqlite {self.path}: {error}") from error
+            raise
+        finally:
+            if connection is not None:
+                await loop.run_in_executor(executor, connection.close)
+            executor.shutdown(wait=False)
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread."""
+
+        def shut(connection: sqlite3.Connection | None) -> None:
+            if connection is not None:
+                connection.close()
+            self._connection = None
+
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, shut, self._connection)
+        self._executor.shutdown(wait=True)
+
+
+def _upsert(connection: sqlite3.Connection, rows: list[RecordRows]) -> dict[str, UpsertResult]:
+    """The body of the upsert transaction (the write lock is already held)."""
+    now = datetime.now(UTC)
+    now_text = _timestamp(now)
+    ids = [r.article["id"] for r in rows]
+    existing: dict[str, tuple[str, int, str]] = {}
+    for start in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
+        chunk = ids[start:start + 500]
+        marks = ", ".join("?" for _ in chunk)
+        for article_id, fingerprint, revision, updated_at in connection.execute(
+            f"SELECT id, fingerprint, revision, updated_at FROM articles WHERE id IN ({marks})", chunk
+        ):
+            existing[article_id] = (fingerprint, revision, updated_at)
+
+    results: dict[str, UpsertResult] = {}
+    written: list[RecordRows] = []
+    for row in rows:
+        article = row.article
+        article_id = article["id"]
+        values = [
+            _timestamp(value) if isinstance(value, datetime) else value
+            for value in (article[name] for name in _ARTICLE_FIELDS)
+        ]
+        previous = existing.get(article_id)
+        if previous is not None and previous[0] == article["fingerprint"]:
+            results[article_id] = UpsertResult(article_id, previous[1], False, datetime.fromisoformat(previous[2]))
+            continue
+        if previous is None:
+            connection.execute(_INSERT_ARTICLE, [*values, now_text, now_text])
+            revision = 1
+        else:
+            revision = connection.execute(_UPDATE_ARTICLE, [*values[1:], now_text, article_id]).fetchone()[0]
+            for table in _CHILD_TABLES:
+                connection.execute(f"DELETE FROM {table} WHERE article_id = ?", (article_id,))
+        results[article_id] = UpsertResult(article_id, revision, True, now)
+        written.append(row)
+
+    if written:
+        _insert_children(connection, written)
+    return results
+
+
+def _insert_children(connection: sqlite3.Connection, rows: list[RecordRows]) -> None:
+    names = sorted({(name, label) for row in rows for name, label, _ in row.entities})
+    connection.executemany(
+        "INSERT OR IGNORE INTO entities (name, label, name_key) VALUES (?, ?, lower(?))",
+        [(name, label, name) for name, label in names],
+    )
+    entity_ids: dict[tuple[str, str], int] = {}
+    for name, label in names:
+        entity_ids[(name, label)] = connection.execute(
+            "SELECT id FROM entities WHERE name = ? AND label = ?", (name, label)
+        ).fetchone()[0]
+
+    def each(make: Callable[[str, RecordRows], list[tuple[Any, ...]]]) -> list[tuple[Any, ...]]:
+        return [values for row in rows for values in make(row.article["id"], row)]
+
+    connection.executemany(
+        "INSERT INTO article_entities (article_id, entity_id, mention_count) VALUES (?, ?, ?)",
+        each(lambda aid, r: [(aid, entity_ids[(n, lb)], c) for n, lb, c in r.entities]),
+    )
+    connection.executemany(
+        "INSERT INTO mentions (article_id, ordinal, entity_id, field, start_offset, end_offset, text) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        each(lambda aid, r: [(aid, o, entity_ids[(n, lb)], f, s, e, t) for n, lb, o, f, s, e, t in r.mentions]),
+    )
+    connection.executemany(
+        "INSERT INTO places (article_id, name, country_code, country, latitude, longitude, mentions) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        each(lambda aid, r: [(aid, *place) for place in r.places]),
+    )
+    connection.executemany(
+        "INSERT INTO article_countries (article_id, country_code, ordinal) VALUES (?, ?, ?)",
+        each(lambda aid, r: [(aid, *country) for country in r.countries]),
+    )
+    connection.executemany(
+        "INSERT INTO keywords (article_id, keyword, ordinal) VALUES (?, ?, ?)",
+        each(lambda aid, r: [(aid, *keyword) for keyword in r.keywords]),
+    )
+    connection.executemany(
+        "INSERT INTO near_duplicates (article_id, duplicate_id, similarity) VALUES (?, ?, ?)",
+        each(lambda aid, r: [(aid, *duplicate) for duplicate in r.near_duplicates]),
+    )
