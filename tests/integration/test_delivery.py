@@ -1,0 +1,186 @@
+"""The delivery policy against real Redis: groups at 0, ack-after-write, DLQ, isolation, retries, claims, trimming."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from services.ingest.validate import ingest_article, validate_raw_article
+from shared.delivery import Stage, StreamEntry, decode_event, per_article
+from shared.errors import Rejected, TransientError
+from shared.events import CleanedArticle, CleanSection, DeadLetter, IngestedArticle
+from shared.settings import Settings
+from shared.streams import ensure_group, safe_trim_id, trim_acknowledged
+
+pytestmark = pytest.mark.integration
+
+
+def ingested(text: str) -> IngestedArticle:
+    return ingest_article(validate_raw_article({"text": text}), origin="test", received_at=datetime.now(UTC))
+
+
+def cleaned(article: IngestedArticle) -> CleanedArticle:
+    if "poison" in article.ingest.content:
+        raise ValueError("a bug on this input")
+    if "reject" in article.ingest.content:
+        raise Rejected("too_short", "not enough words")
+    return CleanedArticle(id=article.id, ingest=article.ingest, trace=article.trace,
+                          clean=CleanSection(title="t", body=article.ingest.content, extractor="test"))
+
+
+@pytest.fixture
+def settings(redis_url: str, key_prefix: str) -> Settings:
+    return Settings(redis_url=redis_url, key_prefix=key_prefix, consumer="tester", claim_idle_ms=200,
+                    max_deliveries=3, batch_size=10)
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def make_stage(settings: Settings, process=None) -> Stage[IngestedArticle, CleanedArticle]:  # type: ignore[no-untyped-def]
+    return Stage("clean", settings, decode=decode_event(IngestedArticle), process=process or per_article(cleaned))
+
+
+async def add(redis: Redis, stream: str, payload: bytes) -> str:
+    return (await redis.xadd(stream, {"data": payload})).decode()
+
+
+async def read_as(redis: Redis, stage: Stage, consumer: str) -> list[StreamEntry]:  # type: ignore[type-arg]
+    reply = await redis.xreadgroup(stage.group, consumer, {stage.input_stream: ">"}, count=100)
+    return [StreamEntry(mid.decode(), fields) for _, entries in reply for mid, fields in entries]
+
+
+async def dlq(redis: Redis, stage: Stage) -> list[tuple[DeadLetter, bytes]]:  # type: ignore[type-arg]
+    rows = await redis.xrange(stage.streams.dlq)
+    return [(DeadLetter.model_validate_json(f[b"data"]), f[b"payload"]) for _, f in rows]
+
+
+async def test_group_at_zero_sees_entries_pushed_before_it(redis: Redis, settings: Settings) -> None:
+    stage = make_stage(settings)
+    await add(redis, stage.input_stream, ingested("early article").to_json())
+    assert await ensure_group(redis, stage.input_stream, stage.group) is True
+    assert await ensure_group(redis, stage.input_stream, stage.group) is False
+    assert len(await read_as(redis, stage, "c1")) == 1
+
+
+async def test_outputs_written_and_inputs_acked_dead_letters_isolated(redis: Redis, settings: Settings) -> None:
+    stage = make_stage(settings)
+    await ensure_group(redis, stage.input_stream, stage.group)
+    good = ingested("a good article")
+    await add(redis, stage.input_stream, good.to_json())
+    await add(redis, stage.input_stream, ingested("poison pill").to_json())
+    await add(redis, stage.input_stream, ingested("please reject me").to_json())
+    await add(redis, stage.input_stream, b"{not json")
+    await add(redis, stage.input_stream, orjson.dumps({**orjson.loads(good.to_json()), "schema_version": 9}))
+    entries = await read_as(redis, stage, "tester")
+    await stage.run(entries)
+
+    out = await redis.xrange(stage.output_stream)
+    assert len(out) == 1
+    result = CleanedArticle.model_validate_json(out[0][1][b"data"])
+    assert result.id == good.id
+    assert [s.stage for s in result.trace] == ["clean"]
+    assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
+    letters = await dlq(redis, stage)
+    assert [letter.reason for letter, _ in letters] == [
+        "processing_error", "too_short", "invalid_json", "unknown_schema_version"]
+    poison, payload = letters[0]
+    assert "a bug on this input" in poison.error and "ValueError" in (poison.traceback or "")
+    assert b"poison pill" in payload  # the original payload, for replay
+    assert letters[2][1] == b"{not json"
+    await stage.redis.aclose()
+
+
+async def test_transient_failure_is_retried_until_it_succeeds(redis: Redis, settings: Settings) -> None:
+    calls = 0
+    step = per_article(cleaned)
+
+    async def flaky(items: list[IngestedArticle]) -> list[CleanedArticle | Rejected]:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise TransientError("storage is down")
+        return await step(items)
+
+    stage = make_stage(settings, flaky)
+    await ensure_group(redis, stage.input_stream, stage.group)
+    await add(redis, stage.input_stream, ingested("retry me").to_json())
+    await stage.run(await read_as(redis, stage, "tester"))
+    assert calls == 3
+    assert await redis.xlen(stage.output_stream) == 1
+    assert await redis.xlen(stage.streams.dlq) == 0
+    await stage.redis.aclose()
+
+
+async def test_transient_failure_at_shutdown_leaves_the_entry_pending(redis: Redis, settings: Settings) -> None:
+    async def down(items: list[IngestedArticle]) -> list[CleanedArticle | Rejected]:
+        raise TransientError("storage is down")
+
+    stage = make_stage(settings, down)
+    await ensure_group(redis, stage.input_stream, stage.group)
+    await add(redis, stage.input_stream, ingested("stays pending").to_json())
+    entries = await read_as(redis, stage, "tester")
+    await stage.begin_shutdown()
+    with pytest.raises(TransientError):
+        await stage.run(entries)
+    assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 1
+    assert await redis.xlen(stage.streams.dlq) == 0
+    await stage.redis.aclose()
+
+
+async def test_claimer_takes_over_a_dead_consumers_entries_and_dead_letters_exhausted_ones(
+    redis: Redis, settings: Settings
+) -> None:
+    stage = make_stage(settings)
+    await ensure_group(redis, stage.input_stream, stage.group)
+    await add(redis, stage.input_stream, ingested("held by a dead consumer").to_json())
+    hopeless = await add(redis, stage.input_stream, ingested("crashes every worker").to_json())
+    await read_as(redis, stage, "dead-worker")  # delivered once, never acked
+    for _ in range(3):  # the hopeless entry has been delivered (and crashed a worker) three more times
+        await redis.xclaim(stage.input_stream, stage.group, "dead-worker", 0, [hopeless])
+    await asyncio.sleep(0.3)
+    assert await stage.claim_once() == 2
+    assert await redis.xlen(stage.output_stream) == 1
+    letters = await dlq(redis, stage)
+    assert [(letter.reason, letter.msg_id, letter.deliveries) for letter, _ in letters] == [
+        ("max_deliveries_exceeded", hopeless, 5)]
+    assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
+    await stage.redis.aclose()
+
+
+async def test_dead_consumers_are_removed_once_they_hold_nothing(redis: Redis, settings: Settings) -> None:
+    stage = make_stage(settings.model_copy(update={"dead_consumer_idle_ms": 1000}))
+    await ensure_group(redis, stage.input_stream, stage.group)
+    await add(redis, stage.input_stream, ingested("one").to_json())
+    await read_as(redis, stage, "gone-replica")
+    await asyncio.sleep(1.1)
+    await stage.claim_once()  # claims its entry, then forgets the empty, silent consumer
+    consumers = {c["name"] for c in await redis.xinfo_consumers(stage.input_stream, stage.group)}
+    assert b"gone-replica" not in consumers
+    await stage.redis.aclose()
+
+
+async def test_trim_removes_only_what_every_group_acknowledged(redis: Redis, settings: Settings) -> None:
+    stage = make_stage(settings)
+    stream = stage.input_stream
+    ids = [await add(redis, stream, b"{}") for _ in range(6)]
+    assert await trim_acknowledged(redis, stream) == 0  # no group: nothing is known to be read
+    await ensure_group(redis, stream, "fast")
+    await ensure_group(redis, stream, "slow")
+    fast = await redis.xreadgroup("fast", "f", {stream: ">"})
+    await redis.xack(stream, "fast", *[mid for mid, _ in fast[0][1]])
+    slow = await redis.xreadgroup("slow", "s", {stream: ">"}, count=4)
+    await redis.xack(stream, "slow", *[mid for mid, _ in slow[0][1]][:2])  # 3rd and 4th still pending
+    assert await safe_trim_id(redis, stream) == ids[2]
+    assert await trim_acknowledged(redis, stream) == 2
+    remaining = [mid.decode() for mid, _ in await redis.xrange(stream)]
+    assert remaining == ids[2:]  # pending and unread entries survive
