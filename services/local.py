@@ -63,7 +63,9 @@ class LocalPipeline:
     async def run_batch(self, batch: list[RawInput | InputError]) -> list[ArticleRecord | Failure]:
         """One batch through the stages; the output list is aligned with the input list."""
         results: list[ArticleRecord | CleanedArticle | Failure] = [
-            Failure(item.where, "read", "unreadable", item.error) if isinstance(item, InputError) else self.clean_one(item)
+            Failure(item.where, "read", "unreadable", item.error)
+            if isinstance(item, InputError)
+            else self.clean_one(item)
             for item in batch
         ]
         cleaned = [r for r in results if isinstance(r, CleanedArticle)]

@@ -88,16 +88,20 @@ class StreamEntry:
 
 async def keep_raw_entries(msg: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> RedisBatchStreamMessage:
     """Subscriber parser that skips FastStream's body decoding: the policy decodes each entry itself."""
+    # Only FastStream's own publishes (and its TestRedisBroker) carry a correlation id, in the envelope headers.
+    first = next(iter(msg.get("data") or []), {})
+    headers = BinaryMessageFormatV1.parse(first[b"__data__"])[1] if b"__data__" in first else {}
+    correlation_id = str(headers.get("correlation_id", ""))
     return RedisBatchStreamMessage(
         raw_message=msg,
         body=b"",
-        headers={},
+        headers=headers,
         batch_headers=[],
         path={},
         reply_to="",
         content_type=None,
-        message_id="",
-        correlation_id="",
+        message_id=correlation_id,
+        correlation_id=correlation_id,
         consumer=FAKE_CONSUMER,  # acknowledgement is the policy's own XACK, never FastStream's
         group=None,
     )
@@ -109,8 +113,7 @@ def entries_of(msg: RedisBatchStreamMessage) -> list[StreamEntry]:
     data = msg.raw_message.get("data") or []
     # TestRedisBroker delivers without stream ids; keep the entries so wiring tests see them processed.
     return [
-        StreamEntry(msg_id=(ids[i].decode() if i < len(ids) else ""), fields=fields)
-        for i, fields in enumerate(data)
+        StreamEntry(msg_id=(ids[i].decode() if i < len(ids) else ""), fields=fields) for i, fields in enumerate(data)
     ]
 
 
@@ -209,8 +212,7 @@ class Stage(Generic[In, Out]):
         await self._retrying("ensure_group", lambda: ensure_group(self.redis, self.input_stream, self.group))
         if self.on_start is not None:
             await self.on_start(self.redis)
-        log.info("stage.started", stage=self.name, stream=self.input_stream, group=self.group,
-                 consumer=self.consumer)
+        log.info("stage.started", stage=self.name, stream=self.input_stream, group=self.group, consumer=self.consumer)
         self._tasks = [
             asyncio.create_task(self._every(self.settings.claim_interval_ms / 1000, self.claim_once)),
             asyncio.create_task(self._every(self.settings.trim_interval_s, self.trim_input)),
@@ -293,8 +295,9 @@ class Stage(Generic[In, Out]):
             if isinstance(exc, Rejected):
                 letter = self._dead_letter(entry, exc.reason, exc.message, article_id=_article_id(item))
             else:
-                letter = self._dead_letter(entry, "processing_error", f"{type(exc).__name__}: {exc}", exc,
-                                           _article_id(item))
+                letter = self._dead_letter(
+                    entry, "processing_error", f"{type(exc).__name__}: {exc}", exc, _article_id(item)
+                )
             result.dead.append((entry, letter))
             return
         for (entry, item), outcome in zip(decoded, outcomes, strict=True):
@@ -329,8 +332,14 @@ class Stage(Generic[In, Out]):
                 if self._stopping.is_set():
                     raise
                 delay = min(MAX_BACKOFF_S, 0.2 * 2**attempt) * (0.5 + random.random() / 2)
-                log.warning("dependency.unavailable", stage=self.name, step=what, attempt=attempt,
-                            retry_in_s=round(delay, 2), error=f"{type(exc).__name__}: {exc}")
+                log.warning(
+                    "dependency.unavailable",
+                    stage=self.name,
+                    step=what,
+                    attempt=attempt,
+                    retry_in_s=round(delay, 2),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
@@ -365,13 +374,33 @@ class Stage(Generic[In, Out]):
         event = f"article.{self.name}ed" if not self.name.endswith("e") else f"article.{self.name}d"
         for entry, out in stamped:
             facts = self.describe(out) if self.describe else {}
-            log.info(event, article_id=out.id, stage=self.name, msg_id=entry.msg_id, duration_ms=stamp.duration_ms,
-                     batch=batch, **facts)
+            log.info(
+                event,
+                article_id=out.id,
+                stage=self.name,
+                msg_id=entry.msg_id,
+                duration_ms=stamp.duration_ms,
+                batch=batch,
+                **facts,
+            )
         for entry, letter in dead:
-            log.warning("article.dead_lettered", stage=self.name, msg_id=entry.msg_id, reason=letter.reason,
-                        error=letter.error, article_id=letter.article_id, deliveries=letter.deliveries)
-        log.debug("batch.committed", stage=self.name, size=batch, ok=len(stamped), dead=len(dead),
-                  duration_ms=round(total_ms, 2))
+            log.warning(
+                "article.dead_lettered",
+                stage=self.name,
+                msg_id=entry.msg_id,
+                reason=letter.reason,
+                error=letter.error,
+                article_id=letter.article_id,
+                deliveries=letter.deliveries,
+            )
+        log.debug(
+            "batch.committed",
+            stage=self.name,
+            size=batch,
+            ok=len(stamped),
+            dead=len(dead),
+            duration_ms=round(total_ms, 2),
+        )
 
     async def _every(self, interval_s: float, job: Callable[[], Awaitable[Any]]) -> None:
         while not self._stopping.is_set():
@@ -383,8 +412,12 @@ class Stage(Generic[In, Out]):
             try:
                 await job()
             except TRANSIENT_ERRORS as exc:
-                log.warning("dependency.unavailable", stage=self.name, step=getattr(job, "__name__", "job"),
-                            error=f"{type(exc).__name__}: {exc}")
+                log.warning(
+                    "dependency.unavailable",
+                    stage=self.name,
+                    step=getattr(job, "__name__", "job"),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
             except Exception:
                 log.exception("background_job.failed", stage=self.name, job=getattr(job, "__name__", "job"))
 
@@ -394,8 +427,12 @@ class Stage(Generic[In, Out]):
         claimed_total = 0
         while not self._stopping.is_set():
             next_id, claimed, *rest = await self.redis.xautoclaim(
-                self.input_stream, self.group, self.consumer,
-                min_idle_time=self.settings.claim_idle_ms, start_id=start, count=self.settings.batch_size,
+                self.input_stream,
+                self.group,
+                self.consumer,
+                min_idle_time=self.settings.claim_idle_ms,
+                start_id=start,
+                count=self.settings.batch_size,
             )
             deleted = rest[0] if rest else []
             if deleted:
@@ -408,8 +445,12 @@ class Stage(Generic[In, Out]):
                     StreamEntry(msg_id=mid.decode(), fields=fields or {}, deliveries=counts.get(mid, 1))
                     for mid, fields in claimed
                 ]
-                log.info("entries.claimed", stage=self.name, count=len(entries),
-                         max_deliveries_seen=max(e.deliveries for e in entries))
+                log.info(
+                    "entries.claimed",
+                    stage=self.name,
+                    count=len(entries),
+                    max_deliveries_seen=max(e.deliveries for e in entries),
+                )
                 await self._dead_letter_exhausted(entries)
                 await self.run([e for e in entries if e.deliveries <= self.settings.max_deliveries])
             if next_id in (b"0-0", "0-0"):
@@ -419,8 +460,9 @@ class Stage(Generic[In, Out]):
         return claimed_total
 
     async def _delivery_counts(self, ids: Sequence[bytes]) -> dict[bytes, int]:
-        rows = await self.redis.xpending_range(self.input_stream, self.group, min=min(ids), max=max(ids),
-                                               count=len(ids) * 4 + 100)
+        rows = await self.redis.xpending_range(
+            self.input_stream, self.group, min=min(ids), max=max(ids), count=len(ids) * 4 + 100
+        )
         return {cast(bytes, row["message_id"]): int(row["times_delivered"]) for row in rows}
 
     async def _dead_letter_exhausted(self, entries: Sequence[StreamEntry]) -> None:
@@ -428,14 +470,27 @@ class Stage(Generic[In, Out]):
         if not exhausted:
             return
         dead = [
-            (e, self._dead_letter(e, "max_deliveries_exceeded",
-                                  f"delivered {e.deliveries} times without being acknowledged "
-                                  f"(limit {self.settings.max_deliveries}): the stage crashed or hung on it"))
+            (
+                e,
+                self._dead_letter(
+                    e,
+                    "max_deliveries_exceeded",
+                    f"delivered {e.deliveries} times without being acknowledged "
+                    f"(limit {self.settings.max_deliveries}): the stage crashed or hung on it",
+                ),
+            )
             for e in exhausted
         ]
         await self._commit([], dead, exhausted)
-        self._log_outcomes([], dead, Stamp(stage=self.name, version="", worker=self.consumer, started_at=_now(),
-                                           finished_at=_now(), duration_ms=0), 0, len(exhausted))
+        self._log_outcomes(
+            [],
+            dead,
+            Stamp(
+                stage=self.name, version="", worker=self.consumer, started_at=_now(), finished_at=_now(), duration_ms=0
+            ),
+            0,
+            len(exhausted),
+        )
 
     async def _remove_dead_consumers(self) -> None:
         """Forget consumers that hold nothing and have been silent a long time (replicas that went away)."""

@@ -50,8 +50,11 @@ def expand_paths(paths: Iterable[str]) -> Iterator[Path | str]:
             continue
         path = Path(name)
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*")
-                              if p.is_file() and (p.suffix.lower() in TEXT_SUFFIXES or p.suffix.lower() in JSON_SUFFIXES))
+            yield from sorted(
+                p
+                for p in path.rglob("*")
+                if p.is_file() and (p.suffix.lower() in TEXT_SUFFIXES or p.suffix.lower() in JSON_SUFFIXES)
+            )
         else:
             yield path
 
@@ -106,7 +109,9 @@ def read_inputs(paths: Iterable[str]) -> Iterator[RawInput | InputError]:
             continue
         suffix = path.suffix.lower()
         if suffix not in TEXT_SUFFIXES and suffix not in JSON_SUFFIXES:
-            yield InputError(str(path), f"unsupported file type {suffix or '(none)'!r}: use .txt, .html, .json or .jsonl")
+            yield InputError(
+                str(path), f"unsupported file type {suffix or '(none)'!r}: use .txt, .html, .json or .jsonl"
+            )
             continue
         try:
             data = path.read_bytes()

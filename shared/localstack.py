@@ -48,8 +48,21 @@ def start_private_redis(url: str, data_dir: Path) -> subprocess.Popen[bytes]:
         raise RuntimeError(f"no Redis answers at {url}, and a private one can only be started on this machine")
     workdir = data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
-    args = [bundled_redis_server(), "--bind", "127.0.0.1", "--port", str(parts.port or 6379),
-            "--dir", str(workdir.resolve()), "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+    args = [
+        bundled_redis_server(),
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(parts.port or 6379),
+        "--dir",
+        str(workdir.resolve()),
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--save",
+        "",
+    ]
     if parts.password:
         args += ["--requirepass", parts.password]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -80,17 +93,26 @@ def run_local_stack(settings: Settings, *, enrich_replicas: int = 1) -> int:
     out = sys.stdout.buffer
     if not redis_answers(settings.redis_url):
         redis_process = start_private_redis(settings.redis_url, Path(settings.data_dir))
-        out.write(_prefixed("redis", f"started a private Redis (AOF under {settings.data_dir}/redis) "
-                            f"at {settings.redis_url}\n".encode(), colour))
+        out.write(
+            _prefixed(
+                "redis",
+                f"started a private Redis (AOF under {settings.data_dir}/redis) at {settings.redis_url}\n".encode(),
+                colour,
+            )
+        )
         out.flush()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    names = [s for s in STAGES if s != "enrich"] + [f"enrich-{i}" if enrich_replicas > 1 else "enrich"
-                                                    for i in range(1, enrich_replicas + 1)]
+    names = [s for s in STAGES if s != "enrich"] + [
+        f"enrich-{i}" if enrich_replicas > 1 else "enrich" for i in range(1, enrich_replicas + 1)
+    ]
     for name in sorted(names, key=lambda n: STAGES.index(n.split("-")[0])):
         stage = name.split("-")[0]
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "serve", stage],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
 
     stopping = False
@@ -126,8 +148,9 @@ def run_local_stack(settings: Settings, *, enrich_replicas: int = 1) -> int:
             out.flush()
         for name, child in children.items():
             if child.poll() is not None and not stopping:
-                out.write(_prefixed(name, f"exited with status {child.returncode}; stopping the stack\n".encode(),
-                                    colour))
+                out.write(
+                    _prefixed(name, f"exited with status {child.returncode}; stopping the stack\n".encode(), colour)
+                )
                 exit_code = 1
                 stopping = True
     for child in children.values():

@@ -82,9 +82,23 @@ class RedisServer:
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.workdir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", ""],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
         while not _redis_up(self.url):
@@ -119,8 +133,9 @@ class ServiceProcess:
 
     def start(self, timeout: float = 90.0) -> ServiceProcess:
         self._started.clear()
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, text=True)
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
         if not self._started.wait(timeout):
             self.stop(kill=True)
@@ -149,16 +164,18 @@ class ServiceProcess:
 def service_env(key_prefix: str, redis_url: str, tmp_path: Path) -> dict[str, str]:
     """Environment for service processes: private prefix and storage, JSON logs, quick claims."""
     env = dict(os.environ)
-    env.update({
-        "NEWSFLOW_REDIS_URL": redis_url,
-        "NEWSFLOW_KEY_PREFIX": key_prefix,
-        "NEWSFLOW_STORAGE_URL": f"sqlite:///{tmp_path / 'newsflow.db'}",
-        "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
-        "NEWSFLOW_LOG_FORMAT": "json",
-        "NEWSFLOW_CLAIM_IDLE_MS": "3000",
-        "NEWSFLOW_CLAIM_INTERVAL_MS": "500",
-        "PYTHONUNBUFFERED": "1",
-    })
+    env.update(
+        {
+            "NEWSFLOW_REDIS_URL": redis_url,
+            "NEWSFLOW_KEY_PREFIX": key_prefix,
+            "NEWSFLOW_STORAGE_URL": f"sqlite:///{tmp_path / 'newsflow.db'}",
+            "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
+            "NEWSFLOW_LOG_FORMAT": "json",
+            "NEWSFLOW_CLAIM_IDLE_MS": "3000",
+            "NEWSFLOW_CLAIM_INTERVAL_MS": "500",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     return env
 
 

@@ -28,8 +28,12 @@ stage: Stage[IngestedArticle, CleanedArticle] = Stage(
     settings,
     decode=decode_event(IngestedArticle),
     process=per_article(clean),
-    describe=lambda a: {"title": a.clean.title[:80], "source_domain": a.clean.source_domain,
-                        "extractor": a.clean.extractor, "authors": a.clean.authors},
+    describe=lambda a: {
+        "title": a.clean.title[:80],
+        "source_domain": a.clean.source_domain,
+        "extractor": a.clean.extractor,
+        "authors": a.clean.authors,
+    },
 )
 app = FastStream(broker, lifespan=stage.lifespan, on_shutdown=[stage.begin_shutdown])
 

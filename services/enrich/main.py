@@ -41,8 +41,12 @@ stage: Stage[CleanedArticle, EnrichedArticle] = Stage(
     decode=decode_event(CleanedArticle),
     process=enrich,
     on_start=open_index,
-    describe=lambda a: {"language": a.enrich.language, "entities": len(a.enrich.entities),
-                        "category": a.enrich.category, "near_duplicates": len(a.enrich.near_duplicates)},
+    describe=lambda a: {
+        "language": a.enrich.language,
+        "entities": len(a.enrich.entities),
+        "category": a.enrich.category,
+        "near_duplicates": len(a.enrich.near_duplicates),
+    },
 )
 app = FastStream(broker, lifespan=stage.lifespan, on_shutdown=[stage.begin_shutdown])
 

@@ -27,6 +27,9 @@ async def enrich_articles(
     for article, section in zip(articles, sections, strict=True):
         near, duplicate_of = await index.check_and_add(article.id, article.clean.body, article.ingest.content_hash)
         section = section.model_copy(update={"near_duplicates": near, "duplicate_of": duplicate_of})
-        enriched.append(EnrichedArticle(id=article.id, ingest=article.ingest, clean=article.clean,
-                                        trace=article.trace, enrich=section))
+        enriched.append(
+            EnrichedArticle(
+                id=article.id, ingest=article.ingest, clean=article.clean, trace=article.trace, enrich=section
+            )
+        )
     return enriched

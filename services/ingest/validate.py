@@ -16,7 +16,9 @@ from shared.errors import Rejected
 from shared.events import IngestedArticle, IngestSection, RawArticle
 
 # Query parameters that identify a campaign or a click, not a page.
-TRACKING_PARAMS = re.compile(r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|ref|ref_src|cmpid|ocid)$", re.I)
+TRACKING_PARAMS = re.compile(
+    r"^(utm_\w+|fbclid|gclid|dclid|msclkid|mc_cid|mc_eid|igshid|ref|ref_src|cmpid|ocid)$", re.I
+)
 # C0/C1 control characters other than tab, newline and carriage return: never text, and PostgreSQL rejects NUL.
 CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Above this share of control characters the "text" is binary data, not an article.
@@ -76,8 +78,9 @@ def canonical_url(url: str | None) -> str | None:
     host = parts.hostname.lower()
     if parts.port and parts.port not in (80, 443):
         host = f"{host}:{parts.port}"
-    query = urlencode(sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                             if not TRACKING_PARAMS.match(k)))
+    query = urlencode(
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k))
+    )
     path = parts.path.rstrip("/") or "/"
     return urlunsplit(("https", host, path, query, ""))
 

@@ -32,8 +32,13 @@ async def store(articles: list[EnrichedArticle]) -> list[PublishedEvent]:
     results = await storage.upsert_articles([ArticleRecord.from_article(a) for a in articles])
     by_id = {a.id: a for a in articles}
     return [
-        PublishedEvent(id=r.id, url=by_id[r.id].clean.url or by_id[r.id].ingest.url, title=by_id[r.id].clean.title,
-                       revision=r.revision, stored_at=r.stored_at)
+        PublishedEvent(
+            id=r.id,
+            url=by_id[r.id].clean.url or by_id[r.id].ingest.url,
+            title=by_id[r.id].clean.title,
+            revision=r.revision,
+            stored_at=r.stored_at,
+        )
         for r in results
     ]
 

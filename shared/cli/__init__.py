@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from shared.cli.dlq import dlq_app
 from shared.cli.evaluate import eval_app
 from shared.cli.pipeline import register_pipeline_commands
 
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 register_pipeline_commands(app)
 app.add_typer(eval_app, name="eval")
+app.add_typer(dlq_app, name="dlq")
 
 try:  # the read side lands with the storage package
     from shared.cli.articles import articles_app, db_app

@@ -20,7 +20,9 @@ err = Console(stderr=True)
 PUSH_CHUNK = 500
 
 
-async def push_inputs(items: list[RawInput], redis_url: str, *, origin: str = "cli", progress: Progress | None = None) -> int:
+async def push_inputs(
+    items: list[RawInput], redis_url: str, *, origin: str = "cli", progress: Progress | None = None
+) -> int:
     """XADD each raw article to the raw stream as `data` (JSON) + `origin`, pipelined in chunks."""
     from redis.asyncio import Redis
 
@@ -29,7 +31,7 @@ async def push_inputs(items: list[RawInput], redis_url: str, *, origin: str = "c
     task = progress.add_task("queued", total=len(items)) if progress else None
     try:
         for start in range(0, len(items), PUSH_CHUNK):
-            chunk = items[start:start + PUSH_CHUNK]
+            chunk = items[start : start + PUSH_CHUNK]
             async with redis.pipeline(transaction=False) as pipe:
                 for item in chunk:
                     pipe.xadd(raw_stream, {"data": orjson.dumps(item.data), "origin": origin})
@@ -51,8 +53,9 @@ def push(
     errors: list[InputError] = []
     for item in read_inputs(paths):
         (errors if isinstance(item, InputError) else items).append(item)  # type: ignore[arg-type]
-    with Progress(TextColumn("[bold]push"), BarColumn(), MofNCompleteColumn(), console=err,
-                  disable=not err.is_terminal) as progress:
+    with Progress(
+        TextColumn("[bold]push"), BarColumn(), MofNCompleteColumn(), console=err, disable=not err.is_terminal
+    ) as progress:
         try:
             queued = asyncio.run(push_inputs(items, redis_url or settings.redis_url, progress=progress))
         except OSError as exc:

@@ -29,14 +29,24 @@ def cleaned(article: IngestedArticle) -> CleanedArticle:
         raise ValueError("a bug on this input")
     if "reject" in article.ingest.content:
         raise Rejected("too_short", "not enough words")
-    return CleanedArticle(id=article.id, ingest=article.ingest, trace=article.trace,
-                          clean=CleanSection(title="t", body=article.ingest.content, extractor="test"))
+    return CleanedArticle(
+        id=article.id,
+        ingest=article.ingest,
+        trace=article.trace,
+        clean=CleanSection(title="t", body=article.ingest.content, extractor="test"),
+    )
 
 
 @pytest.fixture
 def settings(redis_url: str, key_prefix: str) -> Settings:
-    return Settings(redis_url=redis_url, key_prefix=key_prefix, consumer="tester", claim_idle_ms=200,
-                    max_deliveries=3, batch_size=10)
+    return Settings(
+        redis_url=redis_url,
+        key_prefix=key_prefix,
+        consumer="tester",
+        claim_idle_ms=200,
+        max_deliveries=3,
+        batch_size=10,
+    )
 
 
 @pytest.fixture
@@ -92,7 +102,11 @@ async def test_outputs_written_and_inputs_acked_dead_letters_isolated(redis: Red
     assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
     letters = await dlq(redis, stage)
     assert [letter.reason for letter, _ in letters] == [
-        "processing_error", "too_short", "invalid_json", "unknown_schema_version"]
+        "processing_error",
+        "too_short",
+        "invalid_json",
+        "unknown_schema_version",
+    ]
     poison, payload = letters[0]
     assert "a bug on this input" in poison.error and "ValueError" in (poison.traceback or "")
     assert b"poison pill" in payload  # the original payload, for replay
@@ -152,7 +166,8 @@ async def test_claimer_takes_over_a_dead_consumers_entries_and_dead_letters_exha
     assert await redis.xlen(stage.output_stream) == 1
     letters = await dlq(redis, stage)
     assert [(letter.reason, letter.msg_id, letter.deliveries) for letter, _ in letters] == [
-        ("max_deliveries_exceeded", hopeless, 5)]
+        ("max_deliveries_exceeded", hopeless, 5)
+    ]
     assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
     await stage.redis.aclose()
 
