@@ -7,40 +7,34 @@ import importlib
 import sys
 from typing import Annotated
 
-import orjson
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from shared.inputs import InputError, RawInput, read_inputs
+from shared.producer import enqueue_raw
 from shared.settings import get_settings
 from shared.streams import STAGES, names, trim_acknowledged
 
 err = Console(stderr=True)
-PUSH_CHUNK = 500
 
 
-async def push_inputs(
-    items: list[RawInput], redis_url: str, *, origin: str = "cli", progress: Progress | None = None
-) -> int:
-    """XADD each raw article to the raw stream as `data` (JSON) + `origin`, pipelined in chunks."""
+async def push_inputs(items: list[RawInput], redis_url: str, *, progress: Progress | None = None) -> int:
+    """Queue the raw articles on the raw stream, advancing the progress bar chunk by chunk."""
     from redis.asyncio import Redis
 
-    raw_stream = names().raw
     redis = Redis.from_url(redis_url)
     task = progress.add_task("queued", total=len(items)) if progress else None
+
+    def advance(count: int) -> None:
+        if progress is not None and task is not None:
+            progress.advance(task, count)
+
     try:
-        for start in range(0, len(items), PUSH_CHUNK):
-            chunk = items[start : start + PUSH_CHUNK]
-            async with redis.pipeline(transaction=False) as pipe:
-                for item in chunk:
-                    pipe.xadd(raw_stream, {"data": orjson.dumps(item.data), "origin": origin})
-                await pipe.execute()
-            if progress is not None and task is not None:
-                progress.advance(task, len(chunk))
+        ids = await enqueue_raw(redis, names(), [item.data for item in items], origin="cli", on_chunk=advance)
     finally:
         await redis.aclose()
-    return len(items)
+    return len(ids)
 
 
 def push(
