@@ -1,0 +1,128 @@
+"""The clean stage's entry point: a validated raw page in, an article (or a `Rejected` reason) out."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import datetime
+
+from services.clean.html import extract_html
+from services.clean.lines import SourceRef, ends_like_sentence, normalise_domain, parse_datetime, words_of
+from services.clean.text import extract_text
+from services.clean.unicode import repair_text
+from shared.errors import Rejected
+from shared.events import CleanSection, IngestSection
+
+# C0 controls, replacement characters and private-use code points: rare in any text, common in decoded binary.
+# C1 controls are left out because mojibake (UTF-8 read as cp1252) is full of them and ftfy repairs it.
+_NON_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd\ue000-\uf8ff]")
+_ERROR_PAGE = re.compile(
+    r"\b(?:404|410|error\s+40\d|page\s+(?:was\s+)?not\s+found|not\s+found|page\s+(?:does\s+not|doesn['’]t|"
+    r"no\s+longer)\s+exists?|(?:is\s+)?no\s+longer\s+available|access\s+denied|forbidden|"
+    r"(?:we\s+)?can['’]t\s+find\s+(?:the|that)\s+page|page\s+you\s+(?:are|were|’re|'re)\s+looking\s+for)\b",
+    re.IGNORECASE,
+)
+# Scripts written without spaces between words: a \w+ run there is a phrase, not a word.
+_UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_BINARY_SHARE = 0.05
+_ERROR_PAGE_MAX_WORDS = 150
+_FALLBACK_TITLE_CHARS = 120
+
+
+def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection:
+    """Extract the article from `ingest.content`; raise `Rejected` when the page is not an article."""
+    content = ingest.content
+    if not content.strip():
+        raise Rejected("no_article_text", "the content is empty")
+    sample = content[:20_000]
+    if len(_NON_TEXT.findall(sample)) > _BINARY_SHARE * len(sample):
+        raise Rejected("not_an_article", "the content looks like binary data, not text")
+
+    title_hint = repair_text(ingest.title).strip() if ingest.title else None
+    language: str | None = None
+    site_name: str | None = None
+    page_url: str | None = None
+    source: SourceRef | None = None
+    dropped: Counter[str]
+    if ingest.kind == "html":
+        page = extract_html(content, url=ingest.url)
+        title, paragraphs, authors, published = page.title, page.paragraphs, page.authors, page.published_at
+        extractor, dropped, language, site_name, page_url = (
+            page.extractor, page.dropped, page.language_declared, page.site_name, page.url,
+        )
+    else:
+        text = extract_text(content, title_hint=title_hint)
+        title, paragraphs, authors, published = text.title, text.paragraphs, text.authors, text.published_at
+        extractor, dropped, source = "text-rules", text.dropped, text.source
+
+    if not paragraphs:
+        raise Rejected("no_article_text", "no article text left after removing page furniture")
+    body = "\n\n".join(paragraphs)
+    words = count_words(body)
+    title = title_hint or title or _title_from_body(paragraphs[0])
+    if words < _ERROR_PAGE_MAX_WORDS and (_ERROR_PAGE.search(title) or _ERROR_PAGE.search(paragraphs[0])):
+        raise Rejected("not_an_article", f"looks like an error page: {title[:80]!r}")
+    if _is_link_list(paragraphs):
+        raise Rejected("not_an_article", "the page is a list of links or headlines, not an article")
+    if words < min_words:
+        raise Rejected("too_short", f"the article body has {words} words, fewer than {min_words}")
+
+    client_source = repair_text(ingest.source).strip() if ingest.source else None
+    client_domain = normalise_domain(client_source) if client_source and " " not in client_source else None
+    url = ingest.url or (source.url if source else None) or page_url
+    source_domain = (
+        client_domain
+        or (source.domain if source else None)
+        or (normalise_domain(url) if url else None)
+    )
+    source_name = (client_source if client_source and not client_domain else None) or (
+        source.name if source else None
+    ) or site_name
+    return CleanSection(
+        title=title,
+        body=body,
+        authors=authors,
+        source_domain=source_domain,
+        source_name=source_name,
+        url=url,
+        published_at=_client_date(ingest.published_at) or published,
+        language_declared=language,
+        extractor=extractor,
+        dropped=dict(dropped),
+    )
+
+
+def count_words(text: str) -> int:
+    """Words in `text`; in scripts without spaces (Chinese, Japanese, Thai) two characters count as a word."""
+    total = 0
+    for token in words_of(text):
+        unspaced = len(_UNSPACED_SCRIPT.findall(token))
+        total += max(1, unspaced // 2) if unspaced else 1
+    return total
+
+
+def _client_date(value: str | None) -> datetime | None:
+    """A client-given date, parsed leniently; an unparseable one is ignored rather than an error."""
+    return parse_datetime(value) if value else None
+
+
+def _title_from_body(first_paragraph: str) -> str:
+    """No headline on the page: the lede's first sentence, cut at a word boundary."""
+    sentence = re.split(r"(?<=[.!?])\s", first_paragraph, maxsplit=1)[0]
+    if len(sentence) <= _FALLBACK_TITLE_CHARS:
+        return sentence
+    return sentence[:_FALLBACK_TITLE_CHARS].rsplit(" ", 1)[0] + "…"
+
+
+def _is_link_list(paragraphs: list[str]) -> bool:
+    """Many short headline-like lines and little running prose: an index page or a link farm."""
+    if len(paragraphs) < 8:
+        return False
+    prose_words = 0
+    total_words = 0
+    for paragraph in paragraphs:
+        count = count_words(paragraph)
+        total_words += count
+        if count > 30 or (count >= 8 and ends_like_sentence(paragraph)):
+            prose_words += count
+    return prose_words < 0.3 * total_words

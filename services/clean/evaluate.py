@@ -1,0 +1,289 @@
+"""Quality benchmark of the clean stage: HTML pages with reference text, and a seeded text-mode set built from them.
+
+Body quality is the Article Extraction Benchmark's measure: precision/recall of 4-word shingles of lowercased `\\w+`
+tokens per document, macro-averaged, F1 of the two averages. Metadata is scored as accuracy over the documents that
+have a reference value.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import trafilatura
+from rich.console import Console
+from rich.table import Table
+
+from services.clean.article import clean_article
+from services.clean.lines import normalise_domain, parse_datetime
+from services.clean.metrics import BodyScore, macro_f1, score_body
+from services.clean.synthetic import Reference, SyntheticPage, generate_pages
+from services.clean.unicode import matching_form
+from shared.errors import Rejected
+from shared.events import CleanSection, IngestSection
+
+_EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class NewsPage:
+    """One row of a news-pages index: raw HTML, reference text and reference metadata."""
+
+    id: str
+    html: str
+    reference_text: str
+    title: str | None
+    byline: str | None
+    site: str | None
+    date: str | None
+    url: str | None
+
+
+@dataclass
+class SetReport:
+    """Scores of one extractor over one document set."""
+
+    name: str
+    documents: int
+    precision: float
+    recall: float
+    f1: float
+    exact_bodies: float
+    title_accuracy: float | None
+    author_accuracy: float | None
+    date_accuracy: float | None
+    source_accuracy: float | None
+    rejected: int
+    docs_per_second: float
+    worst: list[tuple[str, float]] = field(default_factory=list)
+
+
+def load_news_pages(path: Path) -> list[NewsPage]:
+    """Read `index.jsonl` under `path` (paths in it are relative to that folder)."""
+    pages: list[NewsPage] = []
+    for line in (path / "index.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        pages.append(
+            NewsPage(
+                id=row["id"],
+                html=(path / row["html"]).read_text(encoding="utf-8", errors="replace"),
+                reference_text=(path / row["gold_text"]).read_text(encoding="utf-8"),
+                title=row.get("title"),
+                byline=row.get("byline"),
+                site=row.get("site"),
+                date=row.get("date"),
+                url=row.get("url"),
+            )
+        )
+    return pages
+
+
+def _ingest(kind: str, content: str, page_id: str) -> IngestSection:
+    return IngestSection(
+        external_id=page_id,
+        origin="eval",
+        received_at=_EPOCH,
+        content_hash="0" * 16,
+        kind="html" if kind == "html" else "text",
+        content=content,
+    )
+
+
+def _clean_or_none(ingest: IngestSection) -> CleanSection | None:
+    try:
+        return clean_article(ingest, min_words=0)
+    except Rejected:
+        return None
+
+
+def _accuracy(hits: list[bool]) -> float | None:
+    return sum(hits) / len(hits) if hits else None
+
+
+def _same_title(predicted: str | None, expected: str | None) -> bool:
+    return bool(predicted and expected) and matching_form(predicted or "") == matching_form(expected or "")
+
+
+def _same_day(predicted: datetime | None, expected: str) -> bool:
+    reference = parse_datetime(expected)
+    return predicted is not None and reference is not None and predicted.date() == reference.date()
+
+
+def evaluate_html(pages: list[NewsPage]) -> SetReport:
+    """Run the clean stage over raw HTML pages and score body and metadata against the references."""
+    started = time.perf_counter()
+    results = [_clean_or_none(_ingest("html", page.html, page.id)) for page in pages]
+    elapsed = time.perf_counter() - started
+    scores, titles, authors, dates, sources = [], [], [], [], []
+    for page, result in zip(pages, results, strict=True):
+        scores.append(score_body(result.body if result else "", page.reference_text))
+        if page.title:
+            titles.append(_same_title(result.title if result else None, page.title))
+        if page.byline:
+            byline = matching_form(page.byline)
+            authors.append(bool(result and result.authors) and matching_form(result.authors[0]) in byline)
+        if page.date:
+            dates.append(_same_day(result.published_at if result else None, page.date))
+        if page.url:
+            sources.append(bool(result) and result.source_domain == normalise_domain(page.url))
+    return _report("html", [p.id for p in pages], scores, titles, authors, dates, sources, results, elapsed)
+
+
+def evaluate_trafilatura_defaults(pages: list[NewsPage]) -> SetReport:
+    """The baseline: trafilatura 2 with its default settings, body only."""
+    started = time.perf_counter()
+    texts = [trafilatura.extract(page.html) or "" for page in pages]
+    elapsed = time.perf_counter() - started
+    scores = [score_body(text, page.reference_text) for text, page in zip(texts, pages, strict=True)]
+    results: list[CleanSection | None] = [None] * len(pages)
+    report = _report("html: trafilatura defaults", [p.id for p in pages], scores, [], [], [], [], results, elapsed)
+    report.rejected = sum(1 for text in texts if not text)
+    return report
+
+
+def references_of(pages: list[NewsPage]) -> list[Reference]:
+    """Text-mode references: each page's reference paragraphs, title and source."""
+    references = []
+    for page in pages:
+        paragraphs = [p.strip() for p in page.reference_text.split("\n\n") if p.strip()]
+        if not paragraphs or not page.title:
+            continue
+        site = (page.site or "").strip() or None
+        domain = normalise_domain(page.url) if page.url else None
+        if domain is None:
+            slug = "".join(ch for ch in (site or page.id.split("/")[-1]).lower() if ch.isalnum()) or "example"
+            domain = f"{slug}.com"
+        references.append(
+            Reference(id=page.id, title=" ".join(page.title.split()), paragraphs=paragraphs, domain=domain,
+                      site=site if site and not site.startswith("http") else domain)
+        )
+    return references
+
+
+def evaluate_text(synthetic: list[SyntheticPage]) -> SetReport:
+    """Run text mode over generated pages and score against what the generator wrapped."""
+    started = time.perf_counter()
+    results = [_clean_or_none(_ingest("text", page.text, page.id)) for page in synthetic]
+    elapsed = time.perf_counter() - started
+    scores, titles, authors, dates, sources = [], [], [], [], []
+    for page, result in zip(synthetic, results, strict=True):
+        scores.append(score_body(result.body if result else "", page.body))
+        titles.append(_same_title(result.title if result else None, page.title))
+        authors.append(bool(result) and result.authors == page.authors)
+        if page.published_on:
+            dates.append(bool(result and result.published_at) and
+                         result.published_at.date().isoformat() == page.published_on)
+        if page.source_domain:
+            sources.append(bool(result) and result.source_domain == page.source_domain)
+        elif page.source_name:
+            sources.append(bool(result) and result.source_name == page.source_name)
+    return _report("text (synthetic)", [p.id for p in synthetic], scores, titles, authors, dates, sources, results,
+                   elapsed, exact_against=[p.body for p in synthetic])
+
+
+def _report(
+    name: str,
+    ids: list[str],
+    scores: list[BodyScore],
+    titles: list[bool],
+    authors: list[bool],
+    dates: list[bool],
+    sources: list[bool],
+    results: list[CleanSection | None],
+    elapsed: float,
+    exact_against: list[str] | None = None,
+) -> SetReport:
+    precision, recall, f1 = macro_f1(scores)
+    exact = 0.0
+    if exact_against is not None and results:
+        exact = sum(
+            1 for result, body in zip(results, exact_against, strict=True) if result and matching_form(result.body) == matching_form(body)
+        ) / len(results)
+    per_doc = sorted(
+        ((doc_id, 2 * s.precision * s.recall / (s.precision + s.recall) if s.precision + s.recall else 0.0)
+         for doc_id, s in zip(ids, scores, strict=True)),
+        key=lambda item: item[1],
+    )
+    return SetReport(
+        name=name,
+        documents=len(scores),
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        exact_bodies=exact,
+        title_accuracy=_accuracy(titles),
+        author_accuracy=_accuracy(authors),
+        date_accuracy=_accuracy(dates),
+        source_accuracy=_accuracy(sources),
+        rejected=sum(1 for result in results if result is None),
+        docs_per_second=len(scores) / elapsed if elapsed > 0 else 0.0,
+        worst=[(doc_id, round(score, 3)) for doc_id, score in per_doc[:5]],
+    )
+
+
+def evaluate_all(path: Path, *, baseline: bool = False, variants: int = 3, seed: int = 20241126) -> list[SetReport]:
+    """Score HTML mode (and optionally the trafilatura baseline) and the synthetic text set built from `path`."""
+    pages = load_news_pages(path)
+    reports = [evaluate_html(pages)]
+    if baseline:
+        reports.append(evaluate_trafilatura_defaults(pages))
+    reports.append(evaluate_text(generate_pages(references_of(pages), seed=seed, variants=variants)))
+    return reports
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def run_clean_eval(path: Path, *, as_json: bool = False, baseline: bool = False) -> int:
+    """Print the benchmark for the news-pages folder at `path` (rich table or JSON); exit code 0, or 2 if unusable."""
+    if not (path / "index.jsonl").is_file():
+        print(f"no index.jsonl under {path}", file=sys.stderr)
+        return 2
+    reports = evaluate_all(path, baseline=baseline)
+    if as_json:
+        print(json.dumps([asdict(report) for report in reports], indent=2))
+        return 0
+    table = Table(title=f"clean-stage quality — {path}")
+    for column in ("set", "docs", "P", "R", "F1", "exact", "title", "author", "date", "source", "rejected", "docs/s"):
+        table.add_column(column, justify="left" if column == "set" else "right")
+    for report in reports:
+        table.add_row(
+            report.name,
+            str(report.documents),
+            _fmt(report.precision),
+            _fmt(report.recall),
+            _fmt(report.f1),
+            _fmt(report.exact_bodies) if report.name.startswith("text") else "—",
+            _fmt(report.title_accuracy),
+            _fmt(report.author_accuracy),
+            _fmt(report.date_accuracy),
+            _fmt(report.source_accuracy),
+            str(report.rejected),
+            f"{report.docs_per_second:.0f}",
+        )
+    console = Console(width=140) if not sys.stdout.isatty() else Console()
+    console.print(table)
+    for report in reports:
+        console.print(f"[dim]{report.name} lowest F1:[/dim] " + ", ".join(f"{i} {s}" for i, s in report.worst))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m services.clean.evaluate PATH [--json] [--baseline]`."""
+    args = sys.argv[1:] if argv is None else argv
+    paths = [arg for arg in args if not arg.startswith("--")]
+    if len(paths) != 1:
+        print("usage: python -m services.clean.evaluate PATH [--json] [--baseline]", file=sys.stderr)
+        return 2
+    return run_clean_eval(Path(paths[0]), as_json="--json" in args, baseline="--baseline" in args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,423 @@
+"""Classify one line of scraped text: chrome, interstitial, byline, date, source attribution, bio or body.
+
+The rules look at the shape of a line (length, terminal punctuation, casing, share of function words, how much of it
+is site-furniture vocabulary) rather than at whole known strings, so unseen variants ("Skip to content", "Log in to
+comment", "Share this story") fall out for the same reasons as the examples we know.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from dateutil import parser as date_parser
+
+
+class LineKind(StrEnum):
+    """What a line of a scraped page is."""
+
+    TITLE = "title"
+    BYLINE = "byline"
+    DATE = "date"
+    BODY = "body"
+    INTERSTITIAL = "interstitial"
+    CHROME = "chrome"
+    SOURCE = "source"
+    BIO = "bio"
+    DUPLICATE = "duplicate"
+
+
+_WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
+_SENTENCE_END = re.compile(r"""[.!?…。！？]["'”’」』)\]]*$""")
+
+# Words that make up site furniture: navigation, accounts, sharing, comments, ads, legal, "read more" teasers.
+CHROME_WORDS = frozenset(
+    """
+    loading skip main content navigation nav menu sign log login logout signin register account profile search home
+    post comment comments commenting reply replies leave share shares shared sharing tweet facebook twitter x linkedin
+    whatsapp telegram reddit pinterest flipboard email e-mail print copy link links follow cookie cookies accept
+    privacy policy policies terms use conditions rights reserved copyright contact advertise advertisement
+    advertisements advertising ad ads sponsored sponsor promoted newsletter newsletters subscribe subscribed
+    subscription subscriptions unsubscribe back top next previous prev more read related article articles story
+    stories trending popular recommended watch video videos listen audio podcast click tap here please wait javascript
+    enable browser min mins minute minutes toggle close open continue continues continued below above view gallery
+    photo photos image images show hide all see tags tag topics topic filed categories category latest breaking news
+    up now free trial premium donate support feedback help faq sitemap rss app apps download jump section sections
+    edition editions upgrade cancel submit reading notifications notification alerts alert bookmark save saved saves load loaded
+    """.split()
+)
+# Function words that may sit between furniture words ("Sign up for our newsletter", "Back to top").
+_GLUE_WORDS = frozenset(
+    "a an the to of on in for with and or our your you this that it is us me my by at from via be we page site most".split()
+)
+# Furniture words strong enough that a short line made only of furniture + glue is chrome.
+_INTERSTITIAL_WORDS = frozenset(
+    """advertisement advertisements advertising ad ads sponsored promoted newsletter newsletters subscribe
+    subscription related recommended trending popular read continue continues continued below watch listen more
+    also""".split()
+)
+
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before being below between both
+    but by can could did do does doing down during each few for from further had has have having he her here hers
+    herself him himself his how i if in into is it its itself just me more most my myself no nor not now of off on
+    once only or other our ours ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were what when where which
+    while who whom why will with would you your yours yourself yourselves said says also one two new""".split()
+)
+
+_PREFIX_INTERSTITIAL = re.compile(
+    r"^(?:read\s+(?:more|next|also|this)|also\s+read|more\s+(?:on|from|about)|related(?:\s+(?:articles?|stories|"
+    r"content|coverage|reading|links?|posts?|news|topics?))?|see\s+also|you\s+(?:may|might)\s+(?:also\s+)?like|"
+    r"recommended(?:\s+for\s+you)?|watch(?:\s+now)?|listen(?:\s+now)?|click\s+here|trending(?:\s+now)?|"
+    r"most\s+(?:read|popular|viewed)|editor'?s?[’']?\s+picks?|don['’]t\s+miss|must\s+read|top\s+stories|"
+    r"advertisement|sponsored(?:\s+content)?|promoted|ad)\b\s*[:\-–—|»>]",
+    re.IGNORECASE,
+)
+# Calls to action: an imperative aimed at the reader ("Sign up for our …", "Join our WhatsApp channel", "Get the best
+# of X delivered to your inbox"); the word after the verb must address the reader, so "Get Out is streaming" is not one.
+_CALL_TO_ACTION = re.compile(
+    r"^(?:sign\s+up|subscribe|join|get|receive|stay|never\s+miss|don['’]t\s+miss|click|tap|download|follow|"
+    r"enter|register|become|support|like|already|want|try|unlock|upgrade|continue)\s+"
+    r"(?:up|to|our|us|the|your|a|an|now|free|here|for|in|on|me|more|with|unlimited|access|today)\b",
+    re.IGNORECASE,
+)
+_PROMO_WORDS = re.compile(
+    r"\b(?:newsletters?|inbox|subscribe|subscription|subscriber|sign(?:ing)?\s+up|sign\s+in|log\s+in|"
+    r"free\s+trial|premium|unlimited\s+access|notifications|our\s+app|app|podcast|channel|updates|alerts|"
+    r"donat\w+|advertis\w+|cookies?|facebook|twitter|instagram|linkedin|youtube|tiktok|whatsapp|telegram)\b",
+    re.IGNORECASE,
+)
+_COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b|all\s+rights\s+reserved)|all\s+rights\s+reserved\.?$", re.I)
+_NAV_SEPARATORS = re.compile(r"\s*(?:\||•|·|»|›|/|>)\s*")
+_MEDIA_PLAYER = re.compile(
+    r"^(?:play(?:\s+video)?|pause|mute|unmute|fullscreen|current\s+time|duration(?:\s+time)?|loaded|progress|"
+    r"remaining\s+time|playback\s+rate|captions?|chapters|descriptions|subtitles|quality\s+levels|"
+    r"this\s+is\s+a\s+modal\s+window|beginning\s+of\s+dialog\s+window|end\s+of\s+dialog\s+window|"
+    r"\d{1,2}:\d{2}(?::\d{2})?)\b[\s:\d%/.x-]*$",
+    re.IGNORECASE,
+)
+
+# Bylines -------------------------------------------------------------------------------------------------------
+_BY_PREFIX = re.compile(
+    r"^(?:(?:written|reported|words|story|text|photos?|reporting|posted|published)\s+)?(?:by|par|von|por|door)"
+    r"\s*[:\-]?\s+(?P<rest>.+)$|^(?:authors?|writer|byline|reporter)\s*[:\-–—]\s*(?P<rest2>.+)$",
+    re.IGNORECASE,
+)
+_ROLE_WORDS = re.compile(
+    r"\b(?:writer|reporter|correspondent|editor|columnist|contributor|journalist|staff|producer|analyst|critic|"
+    r"author|bureau|desk|chief|senior|contributing|freelance|reporting|photographer|intern|news|wire|press|"
+    r"associated|reuters|afp|ap|special\s+to|for\s+the|team)\b",
+    re.IGNORECASE,
+)
+_NAME_SPLIT = re.compile(r"\s*(?:,\s*and\s+|,|\band\b|&|\bund\b|\bet\b|\by\b)\s*", re.IGNORECASE)
+_NAME_TAIL = re.compile(
+    r"\s*(?:[|•·–—]|\s-\s|\bfor\b|\bin\b|\bon\b|\bat\b|\bupdated\b|\bpublished\b|\bposted\b|\d).*$", re.IGNORECASE
+)
+_NAME_PARTICLES = frozenset("de del della da di do dos das du van von der den la le bin ibn al el st. y".split())
+_NAME_TOKEN = re.compile(r"^(?:[^\W\d_][.]|[^\W\d_][^\W\d_'’.-]*(?:['’-][^\W\d_]+)*\.?)$")
+
+# Source attributions -------------------------------------------------------------------------------------------
+_SOURCE_PATTERNS = [
+    re.compile(r"^(?:original\s+)?(?:source|sources|quelle|fuente|fonte)\s*[:\-–—]\s*(?P<ref>.+)$", re.I),
+    re.compile(
+        r"^(?:this\s+(?:article|story|post|piece|column|report|essay|interview)\s+)?(?:was\s+|has\s+been\s+|is\s+)?"
+        r"(?:originally|first|initially)\s+(?:published|posted|appeared|ran|printed)\s+(?:at|on|in|by|with)\s*"
+        r"[:\-]?\s*(?P<ref>.+)$",
+        re.I,
+    ),
+    re.compile(
+        r"^(?:this|the)\s+(?:article|story|post|piece|column|report|essay|interview)\s+(?:was\s+|has\s+been\s+)?"
+        r"(?:published|posted|appeared|ran)\s+(?:originally\s+|first\s+)?(?:at|on|in|by)\s+(?P<ref>.+)$",
+        re.I,
+    ),
+    re.compile(
+        r"^(?:republished|reprinted|reproduced|syndicated|adapted)\s+(?:with\s+permission\s+)?"
+        r"(?:from|courtesy\s+of|by\s+arrangement\s+with)\s+(?P<ref>.+)$",
+        re.I,
+    ),
+    re.compile(r"^(?:via|courtesy\s+of|h/t|hat\s+tip)\s*[:\-]?\s+(?P<ref>.+)$", re.I),
+    re.compile(
+        r"^(?:read|view|see|find)\s+(?:the\s+)?(?:original|full|complete)\s+(?:article|story|post|piece|report)"
+        r"\s+(?:at|on|in)\s+(?P<ref>.+)$",
+        re.I,
+    ),
+]
+_URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
+_DOMAIN = re.compile(r"\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b", re.I)
+_HOST_PREFIXES = re.compile(r"^(?:www\d?|m|mobile|amp)\.", re.I)
+
+# Bios ----------------------------------------------------------------------------------------------------------
+_BIO_VERBS = (
+    r"(?:is|was|has|had|writes|wrote|covers|covered|reports|reported|joined|serves|served|holds|lives|spent|"
+    r"previously|specializes|specialises|focuses|contributes|works|worked|received|graduated|studied|began|leads)"
+)
+_BIO_CUES = re.compile(
+    r"\b(?:journalist|journalism|reporter|reporting|writer|writes|editor|correspondent|columnist|contributor|"
+    r"contributing|author|award[- ]winning|covers|covering|beat|degree|graduated|graduate|university|college|"
+    r"years?\s+of\s+experience|based\s+in|freelance|staff|newsroom|bylines?|follow\s+(?:him|her|them)|"
+    r"twitter|x\.com|email|e-mail|his\s+work|her\s+work|their\s+work|books?|podcast|previously|"
+    r"news(?:paper|room)?|magazine|publication|storytelling|narratives|specializ\w+|specialis\w+)\b",
+    re.IGNORECASE,
+)
+_ABOUT_AUTHOR = re.compile(r"^(?:about\s+the\s+authors?|author\s+bio|the\s+author)\b\s*[:\-–—]?", re.I)
+_PRONOUN_START = re.compile(r"^(?:he|she|they|his|her|their)\s+\w+", re.I)
+
+# Dates ---------------------------------------------------------------------------------------------------------
+_MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|jun(?:e)?|jul(?:y)?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+_DATE_SHAPE = re.compile(
+    rf"\b(?:\d{{4}}-\d{{1,2}}-\d{{1,2}}|\d{{1,2}}[/.]\d{{1,2}}[/.]\d{{2,4}}|(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?,?"
+    rf"\s+\d{{4}}|\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?,?\s+\d{{4}})\b",
+    re.IGNORECASE,
+)
+_DATE_PREFIX = re.compile(
+    r"^(?:(?:first\s+|last\s+)?(?:published|updated|posted|modified|date|created|dated)(?:\s+on)?\s*[:\-–—]?\s*)",
+    re.I,
+)
+_DATE_NOISE = re.compile(r"(?:[|•·]\s*)?\d+\s*min(?:ute)?s?\s+read|\b(?:at|um|à)\b|\bupdated\b.*$", re.I)
+_UPDATED = re.compile(r"^(?:last\s+)?(?:updated|modified)\b", re.I)
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    """What a source-attribution line says: a URL, a domain and/or a publication name."""
+
+    url: str | None
+    domain: str | None
+    name: str | None
+
+
+def words_of(text: str) -> list[str]:
+    """The word tokens of a line (letters/digits with inner apostrophes, dots or hyphens)."""
+    return _WORD.findall(text)
+
+
+def stop_word_share(words: list[str]) -> float:
+    """Share of English function words: high in prose, near zero in menus, names and headlines."""
+    if not words:
+        return 0.0
+    return sum(1 for word in words if word.lower() in STOP_WORDS) / len(words)
+
+
+def ends_like_sentence(text: str) -> bool:
+    """True when the line ends with sentence punctuation (optionally followed by a closing quote/bracket)."""
+    return bool(_SENTENCE_END.search(text))
+
+
+def normalise_domain(host_or_url: str) -> str | None:
+    """`https://www.Independent.co.uk/x` or `www.independent.co.uk` -> `independent.co.uk`."""
+    text = host_or_url.strip().lower()
+    text = re.sub(r"^[a-z][a-z0-9+.-]*://", "", text)
+    host = re.split(r"[/?#:\s]", text, maxsplit=1)[0].strip(".")
+    host = host.rsplit("@", 1)[-1]
+    while _HOST_PREFIXES.match(host) and host.count(".") > 1:
+        host = _HOST_PREFIXES.sub("", host, count=1)
+    if not _DOMAIN.fullmatch(host):
+        return None
+    return host
+
+
+def is_chrome(text: str) -> bool:
+    """Site furniture: navigation, account, share/comment widgets, legal lines, media-player labels."""
+    if _COPYRIGHT.search(text) or _MEDIA_PLAYER.match(text):
+        return True
+    words = words_of(text)
+    if not words:
+        # Lines of symbols only ("|", "•••", "—") are decoration.
+        return True
+    segments = [segment for segment in _NAV_SEPARATORS.split(text) if segment]
+    if len(segments) >= 3 and all(len(words_of(segment)) <= 3 for segment in segments) and len(words) <= 24:
+        return not ends_like_sentence(text) or all(_is_furniture(words_of(seg)) for seg in segments)
+    if len(words) > 8 or len(text) > 70 or ends_like_sentence(text.rstrip(":")) and len(words) > 3:
+        return False
+    return _is_furniture(words)
+
+
+def _is_furniture(words: list[str]) -> bool:
+    """Every word is furniture or glue (digits allowed: "12 Comments"), and at least one is furniture."""
+    lowered = [word.lower() for word in words]
+    furniture = sum(1 for word in lowered if word in CHROME_WORDS)
+    if furniture == 0:
+        return False
+    return all(word in CHROME_WORDS or word in _GLUE_WORDS or word.isdigit() for word in lowered)
+
+
+def is_interstitial(text: str) -> bool:
+    """Inserted between paragraphs: ads, "Read more: …" teasers, newsletter and subscription prompts."""
+    if _PREFIX_INTERSTITIAL.match(text):
+        return True
+    words = words_of(text)
+    lowered = [word.lower() for word in words]
+    if (
+        len(words) <= 8
+        and not ends_like_sentence(text)
+        and any(word in _INTERSTITIAL_WORDS for word in lowered)
+        and _is_furniture(words)
+    ):
+        return True
+    # Calls to action: an imperative or second-person line about newsletters, apps, subscriptions.
+    return len(words) <= 40 and bool(_CALL_TO_ACTION.match(text)) and bool(_PROMO_WORDS.search(text))
+
+
+def _clean_name(raw: str) -> str | None:
+    """A person-name-shaped string (2-5 capitalised tokens, particles allowed), title-cased if it was shouted."""
+    name = raw.strip(" .,;:-–—|()[]\"'“”")
+    tokens = name.split()
+    if not 1 < len(tokens) <= 5 or len(name) > 60:
+        return None
+    capitalised = 0
+    for token in tokens:
+        if token.lower() in _NAME_PARTICLES:
+            continue
+        if not _NAME_TOKEN.match(token) or not token[0].isupper() or token.endswith(("'s", "’s")):
+            return None
+        if token.lower() in STOP_WORDS or token.lower() in CHROME_WORDS:
+            return None
+        capitalised += 1
+    if capitalised < 2:
+        return None
+    if name.isupper():
+        name = " ".join(part.capitalize() if len(part) > 2 else part for part in tokens)
+        # O'BRIEN -> O'Brien, MCDONALD -> McDonald, SMITH-JONES -> Smith-Jones
+        name = re.sub(r"(?<=\b[A-Z]['’])([a-z])|(?<=\bMc)([a-z])|(?<=-)([a-z])",
+                      lambda match: match.group(0).upper(), name)
+    return name
+
+
+def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bool = False) -> list[str] | None:
+    """Author names if the line is a byline ("By Jane Doe", "Jane Doe | Staff Writer", "Author: Jane Doe").
+
+    `allow_bare_name` accepts a line that is only a name (right under a headline); `require_marker` demands a "By"
+    prefix or a role ("Staff Writer"), for lines away from the head where a list of names may be body text.
+    """
+    if len(text) > 160 or ends_like_sentence(text) and len(words_of(text)) > 12:
+        return None
+    match = _BY_PREFIX.match(text)
+    if match:
+        rest = match.group("rest") or match.group("rest2") or ""
+        rest = _NAME_TAIL.sub("", rest)
+        names = [_clean_name(part) for part in _NAME_SPLIT.split(rest) if part.strip()]
+        found = [name for name in names if name]
+        return found or None
+    parts = [part for part in re.split(r"\s*(?:[|•·–—]|\s-\s)\s*|\s*,\s+", text) if part.strip()]
+    if len(parts) >= 2:
+        if require_marker and not _ROLE_WORDS.search(text):
+            return None
+        names = []
+        for part in parts:
+            name = _clean_name(part)
+            if name and not _ROLE_WORDS.search(part):
+                names.append(name)
+            elif not (_ROLE_WORDS.search(part) or _DATE_SHAPE.search(part)) or len(words_of(part)) > 6:
+                return None
+        return names or None
+    if allow_bare_name:
+        name = _clean_name(text)
+        return [name] if name else None
+    return None
+
+
+def parse_source(text: str) -> SourceRef | None:
+    """The reference of a source-attribution line ("Original Source: www.x.com", "Originally published at …")."""
+    if len(words_of(text)) > 30:
+        return None
+    for pattern in _SOURCE_PATTERNS:
+        match = pattern.match(text.strip())
+        if match:
+            return _parse_reference(match.group("ref"))
+    return None
+
+
+def _parse_reference(ref: str) -> SourceRef | None:
+    url_match = _URL.search(ref)
+    if url_match:
+        url = url_match.group(0).rstrip(".,;:")
+        return SourceRef(url=url, domain=normalise_domain(url), name=None)
+    domain_match = _DOMAIN.search(ref)
+    name: str | None = None
+    # The publication's name is the reference up to its first sentence break ("The Conversation. Read the …").
+    head = re.split(r"(?<=[a-z0-9)])[.;]\s|\s[(\[]|\s[-–—|]\s", ref.strip(), maxsplit=1)[0].strip(" .,:;\"'“”")
+    if domain_match and head.lower() == domain_match.group(0).lower():
+        return SourceRef(url=None, domain=normalise_domain(domain_match.group(0)), name=None)
+    if head and len(words_of(head)) <= 8 and not head[:1].islower():
+        name = re.sub(r"^(?:the\s+website\s+)?", "", head, flags=re.I) or None
+    domain = normalise_domain(domain_match.group(0)) if domain_match else None
+    if not name and not domain:
+        return None
+    return SourceRef(url=None, domain=domain, name=name)
+
+
+def bio_subject(text: str, known_authors: list[str], previous_was_bio: bool) -> str | None:
+    """The writer's name when the paragraph is a third-person author bio; "" for a bio whose name is unknown."""
+    about = _ABOUT_AUTHOR.match(text)
+    if about:
+        rest = text[about.end() :].strip()
+        name = _leading_name(rest)
+        return name or ""
+    if previous_was_bio and _PRONOUN_START.match(text) and len(_BIO_CUES.findall(text)) >= 1:
+        return ""
+    for author in known_authors:
+        first_name = author.split()[0]
+        if re.match(rf"^(?:{re.escape(author)}|{re.escape(first_name)})\s+{_BIO_VERBS}\b", text):
+            return author
+    name = _leading_name(text)
+    if name and re.match(rf"^{re.escape(name)}\s+{_BIO_VERBS}\b", text):
+        cues = {cue.lower() for cue in _BIO_CUES.findall(text)}
+        if len(cues) >= 2:
+            return name
+    return None
+
+
+def _leading_name(text: str) -> str | None:
+    tokens = text.split()[:5]
+    for size in (3, 2, 4):
+        candidate = " ".join(tokens[:size])
+        if candidate.endswith(("'s", "’s", ",")):
+            continue
+        name = _clean_name(candidate)
+        if name and (len(tokens) == size or not tokens[size][:1].isupper()):
+            return name
+    return None
+
+
+def parse_date_line(text: str) -> tuple[datetime, bool] | None:
+    """(date, is_update) if the line is a dateline ("Published March 3, 2024", "Updated: 2024-03-04 10:00")."""
+    if len(words_of(text)) > 14 or not _DATE_SHAPE.search(text):
+        return None
+    is_update = bool(_UPDATED.match(text))
+    candidate = _DATE_PREFIX.sub("", text)
+    candidate = _DATE_NOISE.sub(" ", candidate).strip(" |•·-–—,")
+    parsed = parse_datetime(candidate)
+    if parsed is None:
+        return None
+    # A dateline is mostly date: a sentence that merely mentions a date is body text.
+    leftover = _DATE_SHAPE.sub("", candidate)
+    leftover_words = [w for w in words_of(leftover) if not w.isdigit() and not re.fullmatch(rf"(?:{_MONTHS}|am|pm|"
+        r"[ap]\.m|utc|gmt|[ecmp][sd]t|bst|cet|cest|mon|tue|wed|thu|fri|sat|sun|\w+day)\.?", w, re.I)]
+    if len(leftover_words) > 2:
+        return None
+    return parsed, is_update
+
+
+def parse_datetime(text: str) -> datetime | None:
+    """Parse a date/time leniently; timezone-naive results are taken as UTC; None when it is not a date."""
+    text = text.strip()
+    if not text or len(text) > 100:
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            parsed = date_parser.parse(text, fuzzy=True)
+        except (ValueError, OverflowError, TypeError, date_parser.ParserError):
+            return None
+    if not 1900 <= parsed.year <= 2200:
+        return None
+    if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed

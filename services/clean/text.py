@@ -1,0 +1,280 @@
+"""Text mode: turn a scraped plain-text page into title, byline, body paragraphs and source metadata."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.clean.lines import (
+    LineKind,
+    SourceRef,
+    bio_subject,
+    ends_like_sentence,
+    is_chrome,
+    is_interstitial,
+    parse_byline,
+    parse_date_line,
+    parse_source,
+    words_of,
+)
+from services.clean.unicode import matching_form, repair_text
+
+_BLANK_LINE = re.compile(r"\n[ \t]*\n")
+# A title is a headline: short, and not closed by a full stop (questions and exclamations are fine).
+_MAX_TITLE_WORDS = 30
+_MAX_TITLE_CHARS = 250
+# How many leading units may precede the title (top chrome, a kicker, a date).
+_TITLE_WINDOW = 8
+_SHORT_LINE_WORDS = 8
+
+
+@dataclass
+class TextExtraction:
+    """What text mode found; `paragraphs` is the body in reading order."""
+
+    title: str | None
+    paragraphs: list[str]
+    authors: list[str] = field(default_factory=list)
+    source: SourceRef | None = None
+    published_at: datetime | None = None
+    dropped: Counter[str] = field(default_factory=Counter)
+    date_is_update: bool = False
+
+
+@dataclass
+class _Unit:
+    text: str
+    kind: LineKind = LineKind.BODY
+    authors: list[str] = field(default_factory=list)
+
+
+def split_units(text: str) -> list[str]:
+    """Paragraph candidates: one per line, with hard-wrapped lines (fixed-width text) joined back."""
+    lines = [line.strip() for line in text.split("\n")]
+    wrap_width = _wrap_width([line for line in lines if line])
+    if wrap_width is None:
+        return [line for line in lines if line]
+    units: list[str] = []
+    for block in _BLANK_LINE.split(text):
+        current: list[str] = []
+        for raw in block.split("\n"):
+            line = raw.strip()
+            if not line:
+                continue
+            if _standalone_kind(line) is not None:
+                # Furniture glued under a wrapped paragraph is never part of it.
+                if current:
+                    units.append(" ".join(current))
+                    current = []
+                units.append(line)
+                continue
+            current.append(line)
+            if len(line) < 0.6 * wrap_width:
+                units.append(" ".join(current))
+                current = []
+        if current:
+            units.append(" ".join(current))
+    return units
+
+
+def _wrap_width(lines: list[str]) -> int | None:
+    """The fixed width the text was hard-wrapped at, or None when lines are whole paragraphs."""
+    long_lines = [line for line in lines if len(line) >= 30]
+    if len(long_lines) < 6:
+        return None
+    width = max(len(line) for line in long_lines)
+    if width > 110:
+        return None
+    near_width = [line for line in long_lines if len(line) >= 0.75 * width]
+    open_ended = [line for line in near_width if not ends_like_sentence(line)]
+    if len(near_width) >= 0.5 * len(long_lines) and len(open_ended) >= 0.5 * len(near_width):
+        return width
+    return None
+
+
+def _standalone_kind(text: str) -> LineKind | None:
+    """The kind of a line judged on its own (no position or page context), or None when it could be body."""
+    if parse_source(text) is not None:
+        return LineKind.SOURCE
+    if is_interstitial(text):
+        return LineKind.INTERSTITIAL
+    if is_chrome(text):
+        return LineKind.CHROME
+    return None
+
+
+def extract_text(content: str, *, title_hint: str | None = None) -> TextExtraction:
+    """Classify every line of a plain-text page and assemble the article."""
+    units = [_Unit(text) for text in split_units(repair_text(content))]
+    result = TextExtraction(title=None, paragraphs=[])
+    if not units:
+        return result
+
+    _mark_standalone(units, result)
+    _mark_repeated_short_lines(units)
+    first_body = _mark_head(units, result, title_hint)
+    _mark_bylines_anywhere(units, result, first_body)
+    _mark_tail_bios(units, result)
+    _mark_end_matter(units)
+
+    seen: set[str] = set()
+    title_key = matching_form(result.title) if result.title else None
+    for unit in units:
+        if unit.kind is LineKind.BODY:
+            key = matching_form(unit.text)
+            if key in seen or key == title_key:
+                unit.kind = LineKind.DUPLICATE
+            else:
+                seen.add(key)
+                result.paragraphs.append(unit.text)
+                continue
+        if unit.kind is not LineKind.TITLE:
+            result.dropped[unit.kind.value] += 1
+    return result
+
+
+def _mark_standalone(units: list[_Unit], result: TextExtraction) -> None:
+    references: list[SourceRef] = []
+    for unit in units:
+        kind = _standalone_kind(unit.text)
+        if kind is None:
+            continue
+        unit.kind = kind
+        if kind is LineKind.SOURCE:
+            reference = parse_source(unit.text)
+            if reference is not None:
+                references.append(reference)
+    result.source = _pick_source(references)
+
+
+def _pick_source(references: list[SourceRef]) -> SourceRef | None:
+    """The article's attribution: the last one naming a domain (photo credits like "Source: Supplied" come first)."""
+    if not references:
+        return None
+    with_domain = [reference for reference in references if reference.domain]
+    chosen = with_domain[-1] if with_domain else references[-1]
+    if chosen.name is None:
+        named = [reference.name for reference in references if reference.name]
+        if named:
+            return SourceRef(url=chosen.url, domain=chosen.domain, name=named[-1])
+    return chosen
+
+
+def _mark_repeated_short_lines(units: list[_Unit]) -> None:
+    """A short line printed several times on one page ("Advertisement", a section label) is furniture."""
+    counts = Counter(matching_form(unit.text) for unit in units if len(words_of(unit.text)) <= _SHORT_LINE_WORDS)
+    for unit in units:
+        if unit.kind is LineKind.BODY and len(words_of(unit.text)) <= _SHORT_LINE_WORDS and not ends_like_sentence(
+            unit.text
+        ):
+            if counts[matching_form(unit.text)] >= 2:
+                unit.kind = LineKind.INTERSTITIAL
+
+
+def _is_prose(text: str) -> bool:
+    """A paragraph of running text: several words ending like a sentence, or simply long."""
+    words = words_of(text)
+    return len(words) > _MAX_TITLE_WORDS or (len(words) >= 8 and ends_like_sentence(text))
+
+
+def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | None) -> int:
+    """Title, bylines and datelines before the first paragraph of prose; returns that paragraph's index."""
+    first_body = next((i for i, unit in enumerate(units) if unit.kind is LineKind.BODY and _is_prose(unit.text)),
+                      len(units))
+    hint_key = matching_form(title_hint) if title_hint else None
+    for index, unit in enumerate(units[: min(first_body, _TITLE_WINDOW + 4)]):
+        if unit.kind is not LineKind.BODY:
+            continue
+        if hint_key is not None and matching_form(unit.text) == hint_key:
+            unit.kind = LineKind.TITLE
+            result.title = result.title or unit.text
+            continue
+        # A bare name counts as the byline only right under the headline, and only if no explicit byline exists.
+        bare_name_ok = result.title is not None and not result.authors and units[index - 1].kind is LineKind.TITLE
+        if _take_byline_or_date(unit, result, allow_bare_name=bare_name_ok):
+            continue
+        words = words_of(unit.text)
+        if (
+            result.title is None
+            and hint_key is None
+            and index < _TITLE_WINDOW
+            and 0 < len(words) <= _MAX_TITLE_WORDS
+            and len(unit.text) <= _MAX_TITLE_CHARS
+            and not unit.text.rstrip("”\"'’").endswith(".")
+        ):
+            unit.kind = LineKind.TITLE
+            result.title = unit.text
+    return first_body
+
+
+def _take_byline_or_date(
+    unit: _Unit, result: TextExtraction, *, allow_bare_name: bool, require_marker: bool = False
+) -> bool:
+    authors = parse_byline(unit.text, allow_bare_name=allow_bare_name, require_marker=require_marker)
+    if authors:
+        unit.kind = LineKind.BYLINE
+        for author in authors:
+            if author not in result.authors:
+                result.authors.append(author)
+        dated = parse_date_line(re.split(r"[|•·]|\s[-–—]\s", unit.text, maxsplit=1)[-1])
+        if dated and result.published_at is None:
+            result.published_at = dated[0]
+        return True
+    dated = parse_date_line(unit.text)
+    if dated:
+        unit.kind = LineKind.DATE
+        moment, is_update = dated
+        # The first publication date wins; an "Updated …" date stands in only until one is found.
+        if result.published_at is None or (result.date_is_update and not is_update):
+            result.published_at = moment
+            result.date_is_update = is_update
+        return True
+    return False
+
+
+def _mark_bylines_anywhere(units: list[_Unit], result: TextExtraction, first_body: int) -> None:
+    """Explicit bylines ("By …", "Name | Role") and datelines may also sit under the lede or at the end."""
+    for unit in units[first_body:]:
+        if unit.kind is LineKind.BODY and not _is_prose(unit.text):
+            _take_byline_or_date(unit, result, allow_bare_name=False, require_marker=True)
+
+
+def _mark_tail_bios(units: list[_Unit], result: TextExtraction) -> None:
+    """Author bios sit after the story (before or after the source line): walk back until real body text."""
+    # Collect the trailing run of body paragraphs that could be bios ("He has written …" only as a continuation).
+    # Short non-sentence lines in the tail ("Cancel reply") are no evidence of story text, so the walk passes them.
+    trailing: list[_Unit] = []
+    for unit in reversed(units):
+        if unit.kind is not LineKind.BODY or not _is_prose(unit.text):
+            continue
+        if bio_subject(unit.text, result.authors, previous_was_bio=True) is None:
+            break
+        trailing.append(unit)
+    # Then judge that run in reading order, so a pronoun paragraph counts only after a named bio.
+    previous_was_bio = False
+    for unit in reversed(trailing):
+        name = bio_subject(unit.text, result.authors, previous_was_bio=previous_was_bio)
+        previous_was_bio = name is not None
+        if name is None:
+            continue
+        unit.kind = LineKind.BIO
+        if name and not result.authors:
+            result.authors.append(name)
+
+
+def _mark_end_matter(units: list[_Unit]) -> None:
+    """After the source line or bio that closes the story, whatever is not prose is page furniture."""
+    end_matter = None
+    for index in range(len(units) - 1, -1, -1):
+        unit = units[index]
+        if unit.kind is LineKind.BODY and _is_prose(unit.text):
+            break
+        if unit.kind in (LineKind.SOURCE, LineKind.BIO):
+            end_matter = index
+    if end_matter is None:
+        return
+    for unit in units[end_matter:]:
+        if unit.kind is LineKind.BODY:
+            unit.kind = LineKind.CHROME
