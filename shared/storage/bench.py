@@ -12,11 +12,13 @@ from shared.storage import open_storage
 
 BATCH_SIZE = 32
 _VOCABULARY = (
-    "minister government talks security border trade sanctions election parliament economy market energy "
-    "military agreement summit president report officials spokesperson statement pressure growth inflation "
-    "policy alliance visit delegation conference negotiations region capital province investment exports "
-    "council treaty defence infrastructure vote campaign opposition coalition court ruling inquiry"
-).split()
+    "minister", "government", "talks", "security", "border", "trade", "sanctions", "election",
+    "parliament", "economy", "market", "energy", "military", "agreement", "summit", "president", "report",
+    "officials", "spokesperson", "statement", "pressure", "growth", "inflation", "policy", "alliance",
+    "visit", "delegation", "conference", "negotiations", "region", "capital", "province", "investment",
+    "exports", "council", "treaty", "defence", "infrastructure", "vote", "campaign", "opposition",
+    "coalition", "court", "ruling", "inquiry",
+)
 _PEOPLE = ("Sergei Shoigu", "Kim Jong Un", "Vladimir Putin", "Olaf Scholz", "Emmanuel Macron", "Joe Biden",
            "Xi Jinping", "Rishi Sunak", "Ursula von der Leyen", "Antony Blinken", "Fumio Kishida")
 _ORGS = ("United Nations", "NATO", "European Union", "Kremlin", "Pentagon", "World Bank", "IMF", "Reuters")

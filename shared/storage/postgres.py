@@ -69,8 +69,9 @@ async def _configure_connection(connection: psycopg.AsyncConnection[Any]) -> Non
 class PostgresStorage(Storage):
     """Articles in PostgreSQL through a lazily opened async connection pool."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
         self.url = url
+        self.connect_timeout_s = connect_timeout_s
         self._pool: AsyncConnectionPool | None = None
         self._pool_lock = asyncio.Lock()
 
@@ -85,13 +86,13 @@ class PostgresStorage(Storage):
                     self.url,
                     min_size=POOL_MIN_SIZE,
                     max_size=POOL_MAX_SIZE,
-                    timeout=CONNECT_TIMEOUT_S,
+                    timeout=self.connect_timeout_s,
                     kwargs={"autocommit": True},
                     configure=_configure_connection,
                     open=False,
                 )
                 try:
-                    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+                    await pool.open(wait=True, timeout=self.connect_timeout_s)
                 except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                     await pool.close()
                     raise TransientError(f"postgresql unavailable: {error}") from error

@@ -240,13 +240,13 @@ class SQLiteStorage(Storage):
         return await self._run(lambda connection: int(connection.execute(sql, params).fetchone()[0]))
 
     async def search(self, query: str, limit: int = 20) -> list[SearchHit]:
-        """FTS5 bm25 ranking, title weighted above body, snippet from the best-matching column."""
+        """FTS5 bm25 ranking, title weighted above body, snippet from the body."""
         expression = fts5_query(query)
         if expression is None:
             return []
         sql = (
             "SELECT a.id, a.title, -bm25(articles_fts, 4.0, 1.0) AS score, "
-            f"snippet(articles_fts, -1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24), "
+            f"snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24), "
             "a.source_domain, a.published_at "
             "FROM articles_fts JOIN articles a ON a.seq = articles_fts.rowid "
             "WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts, 4.0, 1.0), a.id LIMIT ?"

@@ -1,0 +1,319 @@
+"""Read side of the CLI: `newsflow articles list|show|search|export|count` and `newsflow db migrate`."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import re
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import nullcontext
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Annotated, Any, Literal, TypeVar
+
+import orjson
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from shared.errors import TransientError
+from shared.events import ArticleRecord
+from shared.settings import get_settings
+from shared.storage import (
+    HIGHLIGHT_END,
+    HIGHLIGHT_START,
+    LATEST_VERSION,
+    ArticleFilters,
+    Storage,
+    open_storage,
+)
+
+T = TypeVar("T")
+
+articles_app = typer.Typer(help="Query stored articles.", no_args_is_help=True)
+db_app = typer.Typer(help="Storage administration.", no_args_is_help=True)
+err = Console(stderr=True)
+
+StorageUrl = Annotated[
+    str | None, typer.Option("--storage-url", help="default: NEWSFLOW_STORAGE_URL (sqlite:///data/newsflow.db)")
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="one JSON object per line instead of a table")]
+Source = Annotated[str | None, typer.Option(help="source domain or name, e.g. independent.co.uk")]
+Lang = Annotated[str | None, typer.Option(help="language code, e.g. en")]
+Category = Annotated[str | None, typer.Option(help="topic category")]
+EntityName = Annotated[str | None, typer.Option(help="entity name or part of it, case-insensitive")]
+Country = Annotated[str | None, typer.Option(help="ISO code or country name, e.g. KP or 'North Korea'")]
+Since = Annotated[
+    str | None, typer.Option(help="published at or after: ISO date/time, or an age like 7d, 12h")
+]
+Until = Annotated[str | None, typer.Option(help="published before: ISO date/time, or an age like 7d, 12h")]
+
+_AGE = re.compile(r"^(\d+)\s*([mhdw])$")
+_AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+CSV_COLUMNS = (
+    "id", "external_id", "url", "title", "source_domain", "source_name", "published_at", "language",
+    "word_count", "reading_time_s", "category", "sentiment", "sentiment_label", "authors", "keywords",
+    "entities", "countries", "summary", "body",
+)
+
+
+def parse_moment(text: str) -> datetime:
+    """`2024-06-01`, `2024-06-01T12:00:00+02:00` or an age (`30m`, `12h`, `7d`, `2w`) as a UTC datetime."""
+    cleaned = text.strip()
+    age = _AGE.match(cleaned.lower())
+    if age:
+        return datetime.now(UTC) - timedelta(**{_AGE_UNITS[age.group(2)]: int(age.group(1))})
+    try:
+        moment = datetime.fromisoformat(cleaned.replace("Z", "+00:00"))
+    except ValueError as error:
+        raise typer.BadParameter(f"{text!r} is neither an ISO date/time nor an age like 7d") from error
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def build_filters(
+    source: str | None = None,
+    lang: str | None = None,
+    category: str | None = None,
+    entity: str | None = None,
+    country: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = None,
+) -> ArticleFilters:
+    """Filters from CLI option values."""
+    return ArticleFilters(
+        source=source, lang=lang, category=category, entity=entity, country=country,
+        since=parse_moment(since) if since else None, until=parse_moment(until) if until else None,
+        limit=limit,
+    )
+
+
+def run_with_storage(storage_url: str | None, work: Callable[[Storage], Awaitable[T]]) -> T:
+    """Open storage (migrating it to the current schema), run `work`, close; outages exit with status 2."""
+    url = storage_url or get_settings().storage_url
+
+    async def main() -> T:
+        storage = open_storage(url)
+        try:
+            await storage.migrate()
+            return await work(storage)
+        finally:
+            await storage.close()
+
+    try:
+        return asyncio.run(main())
+    except ValueError as error:
+        err.print(f"[red]{escape(str(error))}")
+        raise typer.Exit(2) from error
+    except TransientError as error:
+        err.print(f"[red]storage unavailable at {escape(url)}: {escape(str(error))}")
+        raise typer.Exit(2) from error
+
+
+def _json_line(data: Any) -> str:
+    return orjson.dumps(data).decode()
+
+
+def _highlight(snippet: str) -> str:
+    """Search snippet with its « » markers as rich bold text."""
+    return escape(snippet).replace(HIGHLIGHT_START, "[bold yellow]").replace(HIGHLIGHT_END, "[/bold yellow]")
+
+
+def _date(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else "—"
+
+
+@articles_app.command("list")
+def list_command(
+    source: Source = None,
+    lang: Lang = None,
+    category: Category = None,
+    entity: EntityName = None,
+    country: Country = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 20,
+    as_json: JsonFlag = False,
+    storage_url: StorageUrl = None,
+) -> None:
+    """List stored articles, newest publication first."""
+    filters = build_filters(source, lang, category, entity, country, since, until, limit)
+    summaries = run_with_storage(storage_url, lambda storage: storage.list_articles(filters))
+    if as_json:
+        for summary in summaries:
+            typer.echo(_json_line(summary.to_dict()))
+        return
+    table = Table(title=f"{len(summaries)} article(s)")
+    for column in ("id", "published", "source", "lang", "category", "words", "rev", "title"):
+        table.add_column(column, overflow="fold")
+    for s in summaries:
+        table.add_row(
+            s.id, _date(s.published_at), s.source_domain or "—", s.language or "—", s.category or "—",
+            str(s.word_count or "—"), str(s.revision), escape(s.title),
+        )
+    Console().print(table)
+
+
+@articles_app.command("show")
+def show_command(
+    article_id: Annotated[str, typer.Argument(metavar="ID", help="the article id")],
+    as_json: Annotated[bool, typer.Option("--json", help="the stored record as JSON")] = False,
+    storage_url: StorageUrl = None,
+) -> None:
+    """Show one stored record as it was published."""
+    record = run_with_storage(storage_url, lambda storage: storage.get_article(article_id))
+    if record is None:
+        err.print(f"[red]no article with id {escape(article_id)}")
+        raise typer.Exit(1)
+    if as_json:
+        typer.echo(orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
+        return
+    _print_record(Console(), record)
+
+
+def _print_record(console: Console, record: ArticleRecord) -> None:
+    console.print(f"[bold]{escape(record.title)}[/bold]")
+    facts = [
+        ("id", record.id), ("url", record.url), ("source", record.source_domain or record.source_name),
+        ("authors", ", ".join(record.authors)), ("published", _date(record.published_at)),
+        ("language", record.language), ("category", record.category),
+        ("sentiment", record.sentiment_label or (f"{record.sentiment:.2f}" if record.sentiment is not None else None)),
+        ("words", record.word_count), ("countries", ", ".join(record.countries)),
+        ("keywords", ", ".join(record.keywords)),
+        ("near duplicates", ", ".join(f"{d.id} ({d.similarity:.2f})" for d in record.near_duplicates)),
+        ("lineage", " → ".join(f"{stamp.stage} {stamp.duration_ms:.0f} ms" for stamp in record.trace)),
+    ]
+    for name, value in facts:
+        if value not in (None, ""):
+            console.print(f"[dim]{name:>15}[/dim]  {escape(str(value))}")
+    if record.summary:
+        console.print(f"\n[italic]{escape(record.summary)}[/italic]")
+    console.print()
+    console.print(escape(record.body))
+    if record.entities:
+        table = Table(title="entities")
+        for column in ("name", "label", "mentions"):
+            table.add_column(column)
+        for entity in record.entities:
+            table.add_row(escape(entity.name), entity.label, str(len(entity.mentions)))
+        console.print(table)
+
+
+@articles_app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help='words, "a phrase", OR, -excluded')],
+    limit: Annotated[int, typer.Option(min=1, help="at most this many hits")] = 10,
+    as_json: JsonFlag = False,
+    storage_url: StorageUrl = None,
+) -> None:
+    """Full-text search over titles and bodies, most relevant first."""
+    hits = run_with_storage(storage_url, lambda storage: storage.search(query, limit))
+    if as_json:
+        for hit in hits:
+            typer.echo(_json_line(hit.to_dict()))
+        return
+    if not hits:
+        err.print(f"no article matches {escape(query)!r}")
+        return
+    table = Table(title=f"{len(hits)} hit(s) for {escape(query)!r}")
+    for column in ("score", "id", "title", "snippet"):
+        table.add_column(column, overflow="fold")
+    for hit in hits:
+        table.add_row(f"{hit.score:.3f}", hit.id, escape(hit.title), _highlight(hit.snippet))
+    Console().print(table)
+
+
+def csv_row(record: ArticleRecord) -> list[Any]:
+    """One CSV row (`CSV_COLUMNS`); list fields joined with "; "."""
+    return [
+        record.id, record.external_id, record.url, record.title, record.source_domain, record.source_name,
+        record.published_at.isoformat() if record.published_at else None, record.language,
+        record.word_count, record.reading_time_s, record.category, record.sentiment, record.sentiment_label,
+        "; ".join(record.authors), "; ".join(record.keywords), "; ".join(e.name for e in record.entities),
+        "; ".join(record.countries), record.summary, record.body,
+    ]
+
+
+async def export_records(
+    storage: Storage, filters: ArticleFilters, output: IO[str], fmt: Literal["jsonl", "csv"]
+) -> int:
+    """Write matching records to `output` one at a time as they stream in; returns how many."""
+    writer = csv.writer(output) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow(CSV_COLUMNS)
+    written = 0
+    async for record in storage.iter_export(filters):
+        if writer is not None:
+            writer.writerow(csv_row(record))
+        else:
+            output.write(record.model_dump_json())
+            output.write("\n")
+        written += 1
+    return written
+
+
+@articles_app.command("export")
+def export_command(
+    fmt: Annotated[Literal["jsonl", "csv"], typer.Option("--format", help="jsonl (full records) or csv")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write; default stdout")] = None,
+    source: Source = None,
+    lang: Lang = None,
+    category: Category = None,
+    entity: EntityName = None,
+    country: Country = None,
+    since: Since = None,
+    until: Until = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
+    storage_url: StorageUrl = None,
+) -> None:
+    """Stream matching records, in storage order, without loading them all into memory."""
+    filters = build_filters(source, lang, category, entity, country, since, until, limit)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    target = output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)
+    with target as stream:
+        written = run_with_storage(storage_url, lambda storage: export_records(storage, filters, stream, fmt))
+    err.print(f"exported {written} article(s)" + (f" to {escape(str(output))}" if output else ""))
+
+
+@articles_app.command("count")
+def count_command(
+    source: Source = None,
+    lang: Lang = None,
+    category: Category = None,
+    entity: EntityName = None,
+    country: Country = None,
+    since: Since = None,
+    until: Until = None,
+    storage_url: StorageUrl = None,
+) -> None:
+    """Print how many stored articles match the filters."""
+    filters = build_filters(source, lang, category, entity, country, since, until)
+    typer.echo(str(run_with_storage(storage_url, lambda storage: storage.count(filters))))
+
+
+@db_app.command("migrate")
+def migrate_command(storage_url: StorageUrl = None) -> None:
+    """Apply pending schema migrations (publish also does this at start)."""
+    url = storage_url or get_settings().storage_url
+
+    async def main() -> tuple[list[int], int]:
+        storage = open_storage(url)
+        try:
+            applied = await storage.migrate()
+            return applied, await storage.schema_version()
+        finally:
+            await storage.close()
+
+    try:
+        applied, version = asyncio.run(main())
+    except (ValueError, TransientError) as error:
+        err.print(f"[red]cannot migrate {escape(url)}: {escape(str(error))}")
+        raise typer.Exit(2) from error
+    if applied:
+        typer.echo(f"applied migration(s) {', '.join(map(str, applied))}; schema version {version}")
+    else:
+        typer.echo(f"schema up to date (version {version}, latest {LATEST_VERSION})")
