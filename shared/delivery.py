@@ -89,7 +89,7 @@ class StreamEntry:
 async def keep_raw_entries(msg: Any, original_parser: Callable[[Any], Awaitable[Any]]) -> RedisBatchStreamMessage:
     """Subscriber parser that skips FastStream's body decoding: the policy decodes each entry itself."""
     # Only FastStream's own publishes (and its TestRedisBroker) carry a correlation id, in the envelope headers.
-    first = next(iter(msg.get("data") or []), {})
+    first: dict[bytes, bytes] = next(iter(msg.get("data") or []), {})
     headers = BinaryMessageFormatV1.parse(first[b"__data__"])[1] if b"__data__" in first else {}
     correlation_id = str(headers.get("correlation_id", ""))
     return RedisBatchStreamMessage(

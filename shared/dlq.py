@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
 
 from shared.events import DeadLetter
 from shared.streams import StreamNames
+
+
+Row = tuple[bytes, dict[bytes, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +51,7 @@ async def list_entries(
     found: list[DlqEntry] = []
     start = "-"
     while True:
-        rows = await redis.xrange(streams.dlq, min=start, max="+", count=500)
+        rows = cast(list[Row], await redis.xrange(streams.dlq, min=start, max="+", count=500))
         for entry_id, fields in rows:
             entry = _entry(entry_id, fields)
             if (stage is None or entry.letter.stage == stage) and (reason is None or entry.letter.reason == reason):
@@ -61,7 +65,7 @@ async def list_entries(
 
 async def get_entry(redis: Redis, streams: StreamNames, entry_id: str) -> DlqEntry | None:
     """One DLQ entry by id."""
-    rows = await redis.xrange(streams.dlq, min=entry_id, max=entry_id)
+    rows = cast(list[Row], await redis.xrange(streams.dlq, min=entry_id, max=entry_id))
     return _entry(*rows[0]) if rows else None
 
 

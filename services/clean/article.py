@@ -94,8 +94,11 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
 
 def count_words(text: str) -> int:
     """Words in `text`; in scripts without spaces (Chinese, Japanese, Thai) two characters count as a word."""
+    words = words_of(text)
+    if not _UNSPACED_SCRIPT.search(text):
+        return len(words)
     total = 0
-    for token in words_of(text):
+    for token in words:
         unspaced = len(_UNSPACED_SCRIPT.findall(token))
         total += max(1, unspaced // 2) if unspaced else 1
     return total

@@ -13,7 +13,7 @@ import trafilatura
 
 from services.clean.htmltext import html_to_text
 from services.clean.lines import is_chrome, is_interstitial, normalise_domain, parse_byline, parse_datetime, words_of
-from services.clean.text import extract_text
+from services.clean.text import extract_text, split_units
 from services.clean.unicode import matching_form, repair_text
 
 # trafilatura logs every page it cannot handle at WARNING/ERROR; the clean stage reports outcomes itself.
@@ -77,7 +77,7 @@ def extract_html(html: str, *, url: str | None = None) -> HtmlExtraction:
         result.authors = _split_authors(document.author)
         result.paragraphs = _post_clean(repair_text(document.text or ""), result.title, result.dropped)
 
-    if sum(len(words_of(p)) for p in result.paragraphs) < _SUSPICIOUS_WORDS:
+    if count_words("\n".join(result.paragraphs)) < _SUSPICIOUS_WORDS:
         _apply_fallback(html, result)
     return result
 
@@ -96,8 +96,8 @@ def _apply_fallback(html: str, result: HtmlExtraction) -> None:
     """Tree-free text conversion classified by the text-mode rules; used when it finds more than trafilatura."""
     page_title, text = html_to_text(html)
     fallback = extract_text(text, title_hint=result.title or _strip_site_suffix(page_title))
-    fallback_words = sum(len(words_of(p)) for p in fallback.paragraphs)
-    if fallback_words <= sum(len(words_of(p)) for p in result.paragraphs):
+    # The fallback sees the whole page, furniture included, so it must find clearly more text to be trusted.
+    if count_words("\n".join(fallback.paragraphs)) < 2 * count_words("\n".join(result.paragraphs)) + 20:
         return
     result.paragraphs = fallback.paragraphs
     result.dropped = fallback.dropped
@@ -112,10 +112,8 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str]) -> list[str
     paragraphs: list[str] = []
     seen: set[str] = set()
     title_key = matching_form(title) if title else None
-    for raw in text.split("\n"):
-        line = raw.strip()
-        if not line:
-            continue
+    # Some pages hard-wrap paragraphs with <br>; trafilatura then emits one line per visual line.
+    for line in split_units(text):
         key = matching_form(line)
         if key == title_key and not paragraphs:
             dropped["title"] += 1

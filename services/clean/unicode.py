@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 import ftfy
 
@@ -39,14 +40,17 @@ def repair_text(text: str) -> str:
     """Fix mojibake, normalise to NFC, drop invisible/control characters and collapse horizontal spaces."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if _MOJIBAKE_HINT.search(text):
-        text = ftfy.fix_text(text, _FTFY_CONFIG)
-    else:
-        text = unicodedata.normalize("NFC", text)
+        # ftfy works line by line anyway; handing it only the damaged lines keeps clean text at NFC cost.
+        text = "\n".join(
+            ftfy.fix_text(line, _FTFY_CONFIG) if _MOJIBAKE_HINT.search(line) else line for line in text.split("\n")
+        )
+    text = unicodedata.normalize("NFC", text)
     text = _INVISIBLE.sub("", text)
     text = _CONTROL.sub("", text)
     return _HORIZONTAL_SPACE.sub(" ", text)
 
 
+@lru_cache(maxsize=8192)
 def matching_form(text: str) -> str:
     """A casefolded, quote-folded, whitespace-collapsed form for comparing lines (never shown to readers)."""
     return " ".join(text.translate(_QUOTE_FOLD).casefold().split())

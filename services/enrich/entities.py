@@ -80,8 +80,8 @@ def extract_entities(
     """Entities of one article from its NER'd fields, one per real-world thing, OntoNotes labels."""
     candidates: list[Candidate] = []
     for field_text in fields:
-        spans = [clean_span(ent) for ent in field_text.doc.ents if ent.label_ in KEPT_LABELS]
-        found = [_candidate(field_text, span) for span in spans if span is not None]
+        spans = [span for ent in field_text.doc.ents if ent.label_ in KEPT_LABELS for span in clean_span(ent)]
+        found = [_candidate(field_text, span) for span in spans]
         found += _gazetteer_spans(field_text, found, gazetteer, evidence, common_words)
         candidates += [c for c in found if c is not None]
     candidates = [_relabel(c, gazetteer) for c in candidates]
@@ -89,13 +89,36 @@ def extract_entities(
     return group_candidates(candidates, gazetteer)
 
 
-def clean_span(ent: Span) -> Span | None:
-    """Trim determiners, titles, possessives and punctuation; cut at an inner possessive."""
-    doc, start, end = ent.doc, ent.start, ent.end
+def clean_span(ent: Span) -> list[Span]:
+    """Trim determiners, titles, possessives and punctuation; cut at an inner possessive; split at line breaks,
+    dashes and numbers (table rows and "CRICKET - AUSTRALIA" headlines are not one name)."""
+    doc = ent.doc
+    parts: list[tuple[int, int]] = []
+    start = ent.start
+    for index in range(ent.start, ent.end + 1):
+        if index == ent.end or _is_separator(doc, index):
+            if index > start:
+                parts.append((start, index))
+            start = index + 1
+    spans = [_trim(doc, a, b, ent.label_) for a, b in parts]
+    return [span for span in spans if span is not None]
+
+
+def _is_separator(doc: Doc, index: int) -> bool:
+    token = doc[index]
+    return (
+        "\n" in token.text
+        or "\n" in token.whitespace_
+        or token.text in {"-", "--", "–", "—", "|", "(", ")", ";", ":"}
+        or token.like_num
+    ) and not (token.text == "-" and not token.whitespace_)
+
+
+def _trim(doc: Doc, start: int, end: int, label: str) -> Span | None:
     while start < end and (
         doc[start].lower_ in LEADING_NOISE
         or doc[start].is_punct
-        or (ent.label_ == "PERSON" and doc[start].lower_ in TITLES and end - start > 1)
+        or (label == "PERSON" and doc[start].lower_ in TITLES and end - start > 1)
     ):
         start += 1
     # "Sergei Shoigu’s Visit" is Sergei Shoigu: the possessive ends the name.
@@ -107,7 +130,7 @@ def clean_span(ent: Span) -> Span | None:
         end -= 1
     if end <= start:
         return None
-    return Span(doc, start, end, label=ent.label_)
+    return Span(doc, start, end, label=label)
 
 
 def _candidate(field_text: FieldText, span: Span) -> Candidate:

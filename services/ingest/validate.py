@@ -6,7 +6,7 @@ import hashlib
 import re
 import unicodedata
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
@@ -103,7 +103,7 @@ def article_id(url: str | None, digest: str) -> str:
 
 def ingest_article(raw: RawArticle, *, origin: str, received_at: datetime) -> IngestedArticle:
     """Identity, origin and the cleaned-of-control-characters content of one valid raw article."""
-    kind = "text" if raw.text is not None else "html"
+    kind: Literal["text", "html"] = "text" if raw.text is not None else "html"
     content = CONTROL_CHARS.sub("", raw.text if raw.text is not None else raw.html or "")
     url = canonical_url(raw.url)
     digest = content_hash(content)

@@ -131,7 +131,7 @@ def execute_raw(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
         with sqlite3.connect(sqlite_path(url)) as connection:
             return connection.execute(sql, params).fetchall()
     with psycopg.connect(url, autocommit=True) as connection:
-        cursor = connection.execute(sql.replace("?", "%s"), params)  # type: ignore[arg-type]
+        cursor = connection.execute(sql.replace("?", "%s"), params)
         return cursor.fetchall() if cursor.description else []
 
 
