@@ -13,8 +13,11 @@ with no evidence at all gets no category rather than a guess.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+
+from spacy.tokens import Doc
 
 CATEGORIES = (
     "politics",
@@ -164,3 +167,10 @@ def _categories_of(word: str) -> tuple[tuple[str, float], ...]:
     hits = list(_EXACT.get(word, ()))
     hits += [(category, weight) for stem, category, weight in _STEMS if word.startswith(stem)]
     return tuple(hits)
+
+
+def is_sport(text: str, doc: Doc | None = None) -> bool:
+    """True when an English text is mainly about sport (decides whether town names mean clubs)."""
+    labels = Counter(ent.label_ for ent in doc.ents) if doc is not None else None
+    category, _ = classify("", text, labels)
+    return category == "sport"

@@ -169,6 +169,14 @@ class Enricher:
     ) -> None:
         clean = item.article.clean
         evidence = build_evidence([clean.body, clean.title])
+        # Topic first: on the sports pages a town name usually means its club, which changes entity labels.
+        label_counts = Counter(ent.label_ for doc in (title_doc, body_doc) for ent in doc.ents)
+        events = [ent.text for doc in (title_doc, body_doc) for ent in doc.ents if ent.label_ == "EVENT"]
+        category, score = classify(clean.title, clean.body, label_counts, events)
+        if category is not None:
+            fields.update(category=category, category_score=score)
+        else:
+            skipped["category"] = "no topic evidence in the text"
         entities: list[Entity] = self._guarded(
             "ner",
             skipped,
@@ -180,6 +188,7 @@ class Enricher:
                 self.gazetteer,
                 evidence,
                 self.common_words,
+                sport=category == "sport",
             ),
             list[Entity](),
         )
@@ -188,13 +197,6 @@ class Enricher:
         tone = self.sentiment.score(sentences)
         if tone is not None:
             fields.update(sentiment=tone[0], sentiment_label=tone[1])
-        label_counts = Counter(ent.label_ for doc in (title_doc, body_doc) for ent in doc.ents)
-        events = [e.name for e in entities if e.label == "EVENT"]
-        category, score = classify(clean.title, clean.body, label_counts, events)
-        if category is not None:
-            fields.update(category=category, category_score=score)
-        else:
-            skipped["category"] = "no topic evidence in the text"
 
     @staticmethod
     def _guarded(step: str, skipped: dict[str, str], compute: Callable[[], T], default: T) -> T:

@@ -21,6 +21,8 @@ NAMED_LABELS = frozenset(
 )
 KEPT_LABELS = NAMED_LABELS | {"DATE"}
 PLACE_LABELS = frozenset({"GPE", "LOC"})
+# "in London", "at Lord's": after these a town is where something happens, even on the sports pages.
+PLACE_PREPOSITIONS = frozenset({"in", "at", "near", "outside", "to", "into", "across", "around"})
 # spaCy's small model sends place names to these labels when context misleads it ("Kursk" -> PRODUCT).
 RELABEL_TO_PLACE = frozenset({"PRODUCT", "WORK_OF_ART", "FAC", "EVENT", "LAW", "NORP", "LANGUAGE", "PERSON"})
 
@@ -68,6 +70,9 @@ class Candidate:
     surface: str  # from the original text
     natural: str  # same span from the case-restored copy
     words: tuple[str, ...]
+    followed_by_number: bool = False
+    opens_line: bool = False
+    after_preposition: bool = False
 
     @property
     def key(self) -> str:
@@ -75,9 +80,18 @@ class Candidate:
 
 
 def extract_entities(
-    fields: Sequence[FieldText], gazetteer: Gazetteer, evidence: CaseEvidence, common_words: frozenset[str]
+    fields: Sequence[FieldText],
+    gazetteer: Gazetteer,
+    evidence: CaseEvidence,
+    common_words: frozenset[str],
+    *,
+    sport: bool = False,
 ) -> list[Entity]:
-    """Entities of one article from its NER'd fields, one per real-world thing, OntoNotes labels."""
+    """Entities of one article from its NER'd fields, one per real-world thing, OntoNotes labels.
+
+    `sport`: the article is about sport, where a city or county name usually stands for its club
+    ("Surrey beat Kent", "Wigan 2 Norwich 1") while a country name stays a place (national sides).
+    """
     candidates: list[Candidate] = []
     for field_text in fields:
         spans = [span for ent in field_text.doc.ents if ent.label_ in KEPT_LABELS for span in clean_span(ent)]
@@ -85,6 +99,8 @@ def extract_entities(
         found += _gazetteer_spans(field_text, found, gazetteer, evidence, common_words)
         candidates += [c for c in found if c is not None]
     candidates = [_relabel(c, gazetteer) for c in candidates]
+    if sport:
+        candidates = [_relabel_clubs(c, gazetteer) for c in candidates]
     candidates = [c for c in candidates if is_entity_like(c, gazetteer, evidence)]
     return group_candidates(candidates, gazetteer)
 
@@ -142,8 +158,20 @@ def _candidate(field_text: FieldText, span: Span) -> Candidate:
         if natural.lower().endswith(suffix) and len(natural) > len(suffix) + 1:
             end -= len(suffix)
             surface, natural = surface[: -len(suffix)], natural[: -len(suffix)]
+    doc = span.doc
+    following = doc[span.end] if span.end < len(doc) else None
+    opens_line = span.start_char == 0 or doc.text[span.start_char - 1] == "\n"
     return Candidate(
-        field_text.name, start, end, span.label_, surface, natural, tuple(t.lower_ for t in span)
+        field_text.name,
+        start,
+        end,
+        span.label_,
+        surface,
+        natural,
+        tuple(t.lower_ for t in span),
+        followed_by_number=following is not None and following.like_num,
+        opens_line=opens_line,
+        after_preposition=span.start > 0 and doc[span.start - 1].lower_ in PLACE_PREPOSITIONS,
     )
 
 
@@ -217,12 +245,53 @@ def _relabel(candidate: Candidate, gazetteer: Gazetteer) -> Candidate:
         label = "LOC" if place.kind == "supranational" else "GPE"
     elif place is not None and label == "LOC" and place.kind != "supranational":
         label = "GPE"
+    elif place is not None and label == "ORG" and place.kind in {"country", "supranational"}:
+        label = "LOC" if place.kind == "supranational" else "GPE"
     elif len(candidate.words) > 1 and candidate.words[-1] in ORG_SUFFIXES and label != "ORG":
         label = "ORG"
     if label == candidate.label:
         return candidate
     return Candidate(
-        candidate.field, candidate.start, candidate.end, label, candidate.surface, candidate.natural, candidate.words
+        candidate.field,
+        candidate.start,
+        candidate.end,
+        label,
+        candidate.surface,
+        candidate.natural,
+        candidate.words,
+        candidate.followed_by_number,
+        candidate.opens_line,
+        candidate.after_preposition,
+    )
+
+
+def _relabel_clubs(candidate: Candidate, gazetteer: Gazetteer) -> Candidate:
+    """In sport: towns, counties and states named as a side are clubs; a dateline town stays a place."""
+    if candidate.label not in {"GPE", "LOC", "PERSON", "NORP"} or candidate.after_preposition:
+        return candidate
+    if candidate.opens_line and not candidate.followed_by_number:
+        return candidate
+    place = gazetteer.place(candidate.natural)
+    if place is not None and place.kind in {"country", "supranational"}:
+        return candidate
+    if candidate.label == "NORP" and gazetteer.demonym_country(candidate.natural)[0]:
+        return candidate
+    is_place = place is not None or candidate.label in {"GPE", "LOC"} or candidate.words[-1].endswith("shire")
+    # A lone word with a score after it ("Orrell 20 Bath 15") is a side, whatever the model guessed.
+    is_side = len(candidate.words) == 1 and candidate.followed_by_number and candidate.label != "NORP"
+    if not (is_place or is_side):
+        return candidate
+    return Candidate(
+        candidate.field,
+        candidate.start,
+        candidate.end,
+        "ORG",
+        candidate.surface,
+        candidate.natural,
+        candidate.words,
+        candidate.followed_by_number,
+        candidate.opens_line,
+        candidate.after_preposition,
     )
 
 

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.enrich.casing import build_evidence, restore_case
+from services.enrich.category import is_sport
 from services.enrich.enricher import Enricher
 from services.enrich.entities import FieldText, extract_entities
 from shared.settings import Settings
@@ -143,7 +144,11 @@ def predict_news(enricher: Enricher, texts: list[str]) -> Iterator[set[Pair]]:
         docs = enricher.nlp.pipe(restored, batch_size=16)
         for text, doc, evidence in zip(texts, docs, evidences, strict=True):
             entities = extract_entities(
-                [FieldText("body", text, doc)], enricher.gazetteer, evidence, enricher.common_words
+                [FieldText("body", text, doc)],
+                enricher.gazetteer,
+                evidence,
+                enricher.common_words,
+                sport=is_sport(text, doc),
             )
             yield {
                 (mention.text, kind)
