@@ -7,7 +7,7 @@ import socket
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -44,6 +44,18 @@ class Settings(BaseSettings):
     spacy_model: str = "en_core_web_sm"
     words_per_minute: int = Field(default=230, ge=50)
     service_version: str = "0.1.0"
+    # HTTP (health, readiness, metrics; ingest also takes POST /articles). Port unset: the stage's default
+    # (ingest 8000, clean 8001, enrich 8002, publish 8003) so `newsflow up` runs all four on one machine; 0: no HTTP.
+    http_host: str = "127.0.0.1"
+    http_port: int | None = Field(default=None, ge=0, le=65535)
+    # HTTP ingest: unset = on when an API token is configured (or in dev mode); true = on, and refuse to start
+    # without a token unless dev mode; false = off.
+    http_ingest: bool | None = None
+    api_token: SecretStr | None = None
+    # A development setup: HTTP ingest may run without a token.
+    dev_mode: bool = False
+    max_batch_bytes: int = Field(default=50_000_000, ge=1_000)
+    max_batch_articles: int = Field(default=1_000, ge=1)
 
 
 @lru_cache(maxsize=1)
