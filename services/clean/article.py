@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import datetime
 
 from services.clean.html import extract_html
-from services.clean.lines import SourceRef, ends_like_sentence, normalise_domain, parse_datetime, words_of
+from services.clean.lines import SourceRef, count_words, ends_like_sentence, normalise_domain, parse_datetime
 from services.clean.text import extract_text
 from services.clean.unicode import repair_text
 from shared.errors import Rejected
@@ -22,8 +22,6 @@ _ERROR_PAGE = re.compile(
     r"(?:we\s+)?can['’]t\s+find\s+(?:the|that)\s+page|page\s+you\s+(?:are|were|’re|'re)\s+looking\s+for)\b",
     re.IGNORECASE,
 )
-# Scripts written without spaces between words: a \w+ run there is a phrase, not a word.
-_UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _BINARY_SHARE = 0.05
 _ERROR_PAGE_MAX_WORDS = 150
 _FALLBACK_TITLE_CHARS = 120
@@ -90,18 +88,6 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
         extractor=extractor,
         dropped=dict(dropped),
     )
-
-
-def count_words(text: str) -> int:
-    """Words in `text`; in scripts without spaces (Chinese, Japanese, Thai) two characters count as a word."""
-    words = words_of(text)
-    if not _UNSPACED_SCRIPT.search(text):
-        return len(words)
-    total = 0
-    for token in words:
-        unspaced = len(_UNSPACED_SCRIPT.findall(token))
-        total += max(1, unspaced // 2) if unspaced else 1
-    return total
 
 
 def _client_date(value: str | None) -> datetime | None:

@@ -185,6 +185,8 @@ _DATE_NOISE = re.compile(r"(?:[|•·]\s*)?\d+\s*min(?:ute)?s?\s+read|\b(?:at|um
 _UPDATED = re.compile(r"^(?:last\s+)?(?:updated|modified)\b", re.I)
 
 
+# Scripts written without spaces between words: a \w+ run there is a phrase, not a word.
+_UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).
 _MAX_FURNITURE_CHARS = 400
 _BIO_VERB_AFTER_NAME = re.compile(rf"\s+{_BIO_VERBS}\b")
@@ -208,6 +210,18 @@ def words_of(text: str) -> tuple[str, ...]:
     """The word tokens of a line (letters/digits with inner apostrophes, dots or hyphens)."""
     # Every rule asks for a line's words; caching them is most of text mode's speed.
     return _cached_words(text)
+
+
+def count_words(text: str) -> int:
+    """Words in `text`; in scripts without spaces (Chinese, Japanese, Thai) two characters count as a word."""
+    words = words_of(text)
+    if not _UNSPACED_SCRIPT.search(text):
+        return len(words)
+    total = 0
+    for token in words:
+        unspaced = len(_UNSPACED_SCRIPT.findall(token))
+        total += max(1, unspaced // 2) if unspaced else 1
+    return total
 
 
 def stop_word_share(words: Sequence[str]) -> float:
