@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ NAMED_LABELS = frozenset(
 )
 KEPT_LABELS = NAMED_LABELS | {"DATE"}
 PLACE_LABELS = frozenset({"GPE", "LOC"})
+MONTHS = frozenset("jan feb mar apr may jun jul aug sep oct nov dec".split())
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # "in London", "at Lord's": after these a town is where something happens, even on the sports pages.
 PLACE_PREPOSITIONS = frozenset({"in", "at", "near", "outside", "to", "into", "across", "around"})
 # spaCy's small model sends place names to these labels when context misleads it ("Kursk" -> PRODUCT).
@@ -71,7 +74,7 @@ class Candidate:
     natural: str  # same span from the case-restored copy
     words: tuple[str, ...]
     followed_by_number: bool = False
-    opens_line: bool = False
+    opens_line: bool = False  # opens a dateline ("LONDON 1996-08-30", "MOSCOW, March 3")
     after_preposition: bool = False
 
     @property
@@ -161,6 +164,7 @@ def _candidate(field_text: FieldText, span: Span) -> Candidate:
     doc = span.doc
     following = doc[span.end] if span.end < len(doc) else None
     opens_line = span.start_char == 0 or doc.text[span.start_char - 1] == "\n"
+    dateline = opens_line and following is not None and _starts_dateline(following.text)
     return Candidate(
         field_text.name,
         start,
@@ -170,9 +174,14 @@ def _candidate(field_text: FieldText, span: Span) -> Candidate:
         natural,
         tuple(t.lower_ for t in span),
         followed_by_number=following is not None and following.like_num,
-        opens_line=opens_line,
+        opens_line=dateline,
         after_preposition=span.start > 0 and doc[span.start - 1].lower_ in PLACE_PREPOSITIONS,
     )
+
+
+def _starts_dateline(text: str) -> bool:
+    """What follows a dateline's place: a comma, "(Reuters)", a month or an ISO date."""
+    return text in {",", "("} or text.lower()[:3] in MONTHS or bool(ISO_DATE.match(text))
 
 
 def _gazetteer_spans(
@@ -269,7 +278,7 @@ def _relabel_clubs(candidate: Candidate, gazetteer: Gazetteer) -> Candidate:
     """In sport: towns, counties and states named as a side are clubs; a dateline town stays a place."""
     if candidate.label not in {"GPE", "LOC", "PERSON", "NORP"} or candidate.after_preposition:
         return candidate
-    if candidate.opens_line and not candidate.followed_by_number:
+    if candidate.opens_line:  # the dateline: where the story was filed
         return candidate
     place = gazetteer.place(candidate.natural)
     if place is not None and place.kind in {"country", "supranational"}:
