@@ -37,7 +37,9 @@ from redis.typing import EncodableT, FieldT
 from shared.broker import make_redis
 from shared.errors import Rejected, TransientError
 from shared.events import DeadLetter, Event, IngestedArticle, Stamp
+from shared.http import serve_http
 from shared.logging import get_logger
+from shared.metrics import record_batch, record_outcomes, record_transient_failure
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group, group_of, names, trim_acknowledged
 
@@ -212,6 +214,7 @@ class Stage(Generic[In, Out]):
         await self._retrying("ensure_group", lambda: ensure_group(self.redis, self.input_stream, self.group))
         if self.on_start is not None:
             await self.on_start(self.redis)
+        http = await serve_http(self)  # /healthz, /readyz, /metrics (+ POST /articles on ingest)
         log.info("stage.started", stage=self.name, stream=self.input_stream, group=self.group, consumer=self.consumer)
         self._tasks = [
             asyncio.create_task(self._every(self.settings.claim_interval_ms / 1000, self.claim_once)),
@@ -226,6 +229,8 @@ class Stage(Generic[In, Out]):
             for task in self._tasks:
                 with suppress(asyncio.CancelledError):
                     await task
+            if http is not None:
+                await http.stop()
             await self.redis.aclose()
             self._redis = None
             log.info("stage.stopped", stage=self.name, consumer=self.consumer)
@@ -276,6 +281,10 @@ class Stage(Generic[In, Out]):
         await self._retrying("commit", lambda: self._commit(events, result.dead, entries))
         total_ms = (time.perf_counter() - t0) * 1000
         self._log_outcomes(stamped, result.dead, stamp, total_ms, len(entries))
+        record_batch(
+            self.name, size=len(entries), processed=len(stamped), per_article_s=stamp.duration_ms / 1000,
+            batch_s=total_ms / 1000,
+        )
 
     async def _process_isolating(self, decoded: list[tuple[StreamEntry, In]], result: BatchResult[Out]) -> None:
         """Process the batch; if it raises, retry item by item so only the poison item is dead-lettered."""
@@ -329,6 +338,7 @@ class Stage(Generic[In, Out]):
                 return await call()
             except TRANSIENT_ERRORS as exc:
                 attempt += 1
+                record_transient_failure(self.name, what, exc)
                 if self._stopping.is_set():
                     raise
                 delay = min(MAX_BACKOFF_S, 0.2 * 2**attempt) * (0.5 + random.random() / 2)
@@ -393,6 +403,7 @@ class Stage(Generic[In, Out]):
                 article_id=letter.article_id,
                 deliveries=letter.deliveries,
             )
+        record_outcomes(self.name, processed=len(stamped), dead_letter_reasons=[letter.reason for _, letter in dead])
         log.debug(
             "batch.committed",
             stage=self.name,

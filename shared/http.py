@@ -1,0 +1,237 @@
+"""Each service's HTTP side: /healthz, /readyz, /metrics (and POST /articles on ingest), served beside the consumer.
+
+The ASGI app runs in the stage's lifespan as a background task (uvicorn, its signal handlers off: FastStream owns
+SIGTERM and stops the stage, which stops this server).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable, Generator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from redis.asyncio import Redis
+from redis.exceptions import RedisError, ResponseError
+
+from shared import metrics
+from shared.logging import get_logger
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    from shared.delivery import Stage
+
+DEFAULT_PORTS = {"ingest": 8000, "clean": 8001, "enrich": 8002, "publish": 8003}
+HTTP_INGEST_STAGE = "ingest"
+PROBE_TIMEOUT_S = 2.0
+STOP_TIMEOUT_S = 5.0
+SECRET_QUERY_KEYS = frozenset({"password", "pass", "token", "secret"})
+
+log = get_logger("newsflow.http")
+
+
+class ConfigurationError(RuntimeError):
+    """The settings ask for something unsafe or impossible; the service refuses to start."""
+
+
+def redact_url(url: str) -> str:
+    """The URL with the secret in its user-info replaced by ***, safe to log or print."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        # `redis://SECRET@host` is a bare secret to some clients: hide it too.
+        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+    # redis-py also takes `?password=…` in the query string.
+    query = "&".join(
+        f"{key}=***" if key.lower() in SECRET_QUERY_KEYS else f"{key}={value}" if sep else key
+        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def http_port(settings: Settings, stage: str) -> int | None:
+    """The port this stage serves HTTP on; None when HTTP is off (NEWSFLOW_HTTP_PORT=0)."""
+    if settings.http_port is None:
+        return DEFAULT_PORTS[stage]
+    return settings.http_port or None
+
+
+def http_ingest_enabled(settings: Settings) -> bool:
+    """Whether ingest serves POST /articles; raises ConfigurationError when it would run without a token."""
+    if settings.http_ingest is False:
+        return False
+    has_token = settings.api_token is not None and bool(settings.api_token.get_secret_value())
+    if settings.http_ingest is None:
+        return has_token or settings.dev_mode
+    if not has_token and not settings.dev_mode:
+        raise ConfigurationError(
+            "HTTP ingest is on (NEWSFLOW_HTTP_INGEST=true) but NEWSFLOW_API_TOKEN is not set; "
+            "set a token, or NEWSFLOW_DEV_MODE=true for a development setup"
+        )
+    return True
+
+
+def probe_client(settings: Settings) -> Redis:
+    """A Redis client of the HTTP side's own, with short timeouts, so probes never queue behind the policy."""
+    return Redis.from_url(settings.redis_url, socket_connect_timeout=PROBE_TIMEOUT_S, socket_timeout=10)
+
+
+async def readiness(redis: Redis, stream: str, group: str) -> tuple[bool, str]:
+    """(ready, why): Redis answers and the stage's consumer group exists on its input stream."""
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            groups = await redis.xinfo_groups(stream)
+    except ResponseError as exc:
+        if "no such key" in str(exc).lower():
+            return False, f"stream {stream} does not exist yet"
+        return False, f"redis error: {type(exc).__name__}"
+    except (RedisError, OSError, TimeoutError) as exc:
+        return False, f"redis unreachable: {type(exc).__name__}"
+    names = {g["name"].decode() if isinstance(g["name"], bytes) else g["name"] for g in groups}
+    if group not in names:
+        return False, f"group {group} does not exist on {stream}"
+    return True, "ok"
+
+
+def build_app(stage: str, stream: str, group: str, settings: Settings, redis: Redis, *, consumer: str = "") -> FastAPI:
+    """The ASGI app: health, readiness and metrics for `stage`; POST /articles too when it is ingest and enabled."""
+    app = FastAPI(
+        title=f"newsflow {stage}",
+        version=settings.service_version,
+        description=f"The {stage} service of the newsflow pipeline: health, readiness and Prometheus metrics"
+        + (" and HTTP ingest of raw articles." if stage == HTTP_INGEST_STAGE else "."),
+    )
+
+    @app.middleware("http")
+    async def no_sniffing(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        # Every answer is JSON or plain text: a browser must never render one as HTML.
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.get("/healthz", summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "stage": stage, "consumer": consumer}
+
+    @app.get(
+        "/readyz",
+        summary="Redis answers and the stage's consumer group exists",
+        responses={503: {"description": "not ready (Redis unreachable or group missing)"}},
+    )
+    async def readyz() -> JSONResponse:
+        ready, why = await readiness(redis, stream, group)
+        body = {"status": "ready" if ready else "unready", "stage": stage, "reason": why}
+        return JSONResponse(body, status_code=200 if ready else 503)
+
+    @app.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics_endpoint() -> Response:
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                await metrics.refresh_stream_gauges(redis, stream, group)
+            metrics.REDIS_UP.set(1)
+        except (RedisError, OSError, TimeoutError):
+            metrics.REDIS_UP.set(0)
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    if stage == HTTP_INGEST_STAGE and http_ingest_enabled(settings):
+        from shared.http_ingest import ingest_router
+
+        app.include_router(ingest_router(settings, redis))
+    return app
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its signal handlers: FastStream owns SIGTERM/SIGINT and stops us through the lifespan."""
+
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+@dataclass
+class HttpServer:
+    """A running HTTP server and the task serving it."""
+
+    server: uvicorn.Server
+    task: asyncio.Task[None]
+    port: int
+    redis: Redis
+
+    async def stop(self) -> None:
+        """Stop accepting, finish in-flight requests (bounded), close the probe client."""
+        self.server.should_exit = True
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout=STOP_TIMEOUT_S)
+        except TimeoutError:
+            self.server.force_exit = True
+            self.task.cancel()
+        except Exception:
+            log.exception("http.stop_failed")
+        await self.redis.aclose()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
+        0
+    ]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_http(stage: Stage[Any, Any]) -> HttpServer | None:
+    """Start the stage's HTTP server in the background; None when HTTP is off or its port is taken."""
+    settings = stage.settings
+    port = http_port(settings, stage.name)
+    if port is None:
+        log.info("http.disabled", stage=stage.name)
+        return None
+    if stage.name == HTTP_INGEST_STAGE:
+        try:
+            http_ingest_enabled(settings)
+        except ConfigurationError as exc:
+            log.error("http_ingest.refused", stage=stage.name, error=str(exc))
+            raise
+    redis = probe_client(settings)
+    app = build_app(stage.name, stage.input_stream, stage.group, settings, redis, consumer=stage.consumer)
+    try:
+        sock = _bind(settings.http_host, port)
+    except OSError as exc:
+        # The consumer is what matters; a second replica on one machine (newsflow up) finds the port taken.
+        log.error("http.bind_failed", stage=stage.name, host=settings.http_host, port=port, error=str(exc))
+        await redis.aclose()
+        return None
+    config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, server_header=False)
+    server = _EmbeddedServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http-{stage.name}")
+    while not server.started and not task.done():
+        await asyncio.sleep(0.01)
+    if task.done():
+        error = task.exception()
+        log.error("http.start_failed", stage=stage.name, port=port, error=repr(error))
+        await redis.aclose()
+        return None
+    log.info(
+        "http.started",
+        stage=stage.name,
+        host=settings.http_host,
+        port=port,
+        http_ingest=stage.name == HTTP_INGEST_STAGE and http_ingest_enabled(settings),
+    )
+    return HttpServer(server=server, task=task, port=port, redis=redis)
