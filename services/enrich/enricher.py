@@ -150,10 +150,13 @@ class Enricher:
             sentences = [s.text for s in doc.sents]
         fields["summary"] = self._guarded("summary", skipped, lambda: summarise(sentences, self.stop_words), "")
         keyword_language = item.language if item.language in self._yake_languages() else "en"
+        entity_names = [e.name for e in fields.get("entities", [])]  # type: ignore[attr-defined]
         fields["keywords"] = self._guarded(
             "keywords",
             skipped,
-            lambda: self.keywords.extract(f"{clean.title}\n{clean.body[:MAX_NER_CHARS]}", keyword_language),
+            lambda: self.keywords.extract(
+                f"{clean.title}\n{clean.body[:MAX_NER_CHARS]}", keyword_language, entity_names
+            ),
             list[str](),
         )
         return EnrichSection.model_validate({**fields, "skipped": skipped})

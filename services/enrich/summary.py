@@ -8,9 +8,11 @@ from collections import Counter
 from collections.abc import Sequence
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
-NEAR_REPEAT_JACCARD = 0.5
+# A sentence whose content words are already this much covered by the chosen ones says nothing new
+# (news often closes by restating its lede in other words).
+NEAR_REPEAT_COVERAGE = 0.45
 MIN_WORDS, MAX_WORDS = 6, 70
-LEDE_BONUS = 0.15
+LEDE_BONUS = 0.3
 
 
 def summarise(sentences: Sequence[str], stop_words: frozenset[str], max_sentences: int = 3) -> str:
@@ -29,8 +31,9 @@ def summarise(sentences: Sequence[str], stop_words: frozenset[str], max_sentence
         # Too short or oddly shaped to choose from: the opening sentences are the best summary there is.
         return " ".join(s.strip() for s in sentences[:max_sentences] if s.strip())
     chosen: list[int] = []
-    for _, index in sorted(scored, reverse=True):
-        if any(_jaccard(bags[index], bags[other]) > NEAR_REPEAT_JACCARD for other in chosen):
+    for _, index in sorted(scored, key=lambda item: (-item[0], item[1])):
+        covered = {word for other in chosen for word in bags[other]}
+        if _coverage(bags[index], covered) >= NEAR_REPEAT_COVERAGE:
             continue
         chosen.append(index)
         if len(chosen) == max_sentences:
@@ -42,8 +45,7 @@ def _content_words(sentence: str, stop_words: frozenset[str]) -> list[str]:
     return [w for w in (m.group().lower() for m in WORD.finditer(sentence)) if w not in stop_words and len(w) > 2]
 
 
-def _jaccard(a: Sequence[str], b: Sequence[str]) -> float:
-    set_a, set_b = set(a), set(b)
-    if not set_a or not set_b:
-        return 0.0
-    return len(set_a & set_b) / len(set_a | set_b)
+def _coverage(words: Sequence[str], covered: set[str]) -> float:
+    """Share of a sentence's distinct content words already said."""
+    distinct = set(words)
+    return len(distinct & covered) / len(distinct) if distinct else 1.0
