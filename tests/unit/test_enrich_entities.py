@@ -146,7 +146,8 @@ def test_case_restoration_keeps_offsets_and_uses_the_article_as_evidence() -> No
     body = "The Rhine rose overnight. Residents of Cologne were told to leave their homes."
     title = "RHINE FLOODS FORCE RESIDENTS OF COLOGNE FROM THEIR HOMES"
     evidence = build_evidence([body])
-    restored = restore_case(title, evidence, lambda w: w.lower() == "cologne", frozenset({"floods", "force", "residents", "from"}))
+    common = frozenset({"floods", "force", "residents", "from"})
+    restored = restore_case(title, evidence, lambda w: w.lower() == "cologne", common)
     assert len(restored) == len(title)
     assert is_shouted(title) and not is_shouted(restored)
     assert restored.startswith("Rhine floods force residents of Cologne")
