@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from shared.cli.bench import bench
 from shared.cli.dlq import dlq_app
 from shared.cli.evaluate import eval_app
 from shared.cli.pipeline import register_pipeline_commands
+from shared.cli.status import status
 
 app = typer.Typer(
     name="newsflow",
@@ -15,8 +17,10 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 register_pipeline_commands(app)
+app.command()(bench)
 app.add_typer(eval_app, name="eval")
 app.add_typer(dlq_app, name="dlq")
+app.command()(status)
 
 try:  # the read side lands with the storage package
     from shared.cli.articles import articles_app, db_app

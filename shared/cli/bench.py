@@ -1,0 +1,59 @@
+"""`newsflow bench`: throughput, transport overhead, latency and memory of the pipeline against its baselines."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+
+from shared.bench import DEFAULT_SOURCES, BenchOptions, render_markdown, run_bench
+from shared.settings import get_settings
+
+err = Console(stderr=True)
+
+
+def bench(
+    articles: Annotated[int, typer.Option(min=1, help="corpus size (distinct ~500-word articles)")] = 400,
+    replicas: Annotated[str, typer.Option(help="enrich replica counts to run, comma-separated")] = "1,2",
+    batch_size: Annotated[int | None, typer.Option(help="default: NEWSFLOW_BATCH_SIZE")] = None,
+    poll_ms: Annotated[int | None, typer.Option(help="default: NEWSFLOW_POLL_MS")] = None,
+    passthrough: Annotated[bool, typer.Option(help="measure the raw redis-py passthrough baseline")] = True,
+    inprocess: Annotated[bool, typer.Option(help="measure the in-process (one core) baseline")] = True,
+    latency: Annotated[bool, typer.Option(help="measure push→stored latency with paced pushes")] = True,
+    latency_fraction: Annotated[float, typer.Option(help="paced rate as a share of the measured max")] = 0.5,
+    latency_articles: Annotated[int | None, typer.Option(help="paced articles (default: half the corpus)")] = None,
+    sources: Annotated[Path, typer.Option(help="texts the corpus is recombined from")] = DEFAULT_SOURCES,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Run the corpus through a private Redis + SQLite: passthrough, in-process and the deployed pipeline."""
+    overrides: dict[str, int] = {}
+    if batch_size is not None:
+        overrides["batch_size"] = batch_size
+    if poll_ms is not None:
+        overrides["poll_ms"] = poll_ms
+    settings = get_settings().model_copy(update=overrides)
+    try:
+        counts = tuple(int(part) for part in replicas.split(",") if part.strip())
+    except ValueError as exc:
+        raise typer.BadParameter("--replicas is a comma-separated list of counts, e.g. 1,2") from exc
+    options = BenchOptions(
+        articles=articles,
+        replicas=counts,
+        passthrough=passthrough,
+        inprocess=inprocess,
+        latency=latency,
+        latency_fraction=latency_fraction,
+        latency_articles=latency_articles,
+        sources=sources,
+    )
+    report = run_bench(settings, options, progress=lambda step: err.print(f"[bold]bench[/] {step}"))
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(render_markdown(report))
+    if report.failures:
+        raise typer.Exit(1)
