@@ -1,0 +1,141 @@
+"""`newsflow status`: the streams, their groups and consumers, the DLQ and the last minute's throughput."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Annotated
+
+import orjson
+import typer
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from shared.http import redact_url
+from shared.settings import get_settings
+from shared.status import COUNT_CAP, PipelineStatus, collect_status
+from shared.streams import names
+
+EXIT_STUCK = 1
+EXIT_UNREACHABLE = 2
+
+# Off a terminal (cron, CI logs) rich would wrap at 80 columns; the tables need more.
+out = Console() if sys.stdout.isatty() else Console(width=160)
+err = Console(stderr=True)
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def _count(n: int) -> str:
+    return f"≥{n:,}" if n >= COUNT_CAP else f"{n:,}"
+
+
+def render_status(status: PipelineStatus) -> Group:
+    """Rich tables: streams and their groups, the consumers of each group, the DLQ by stage and reason."""
+    streams = Table(title="streams", title_justify="left")
+    for column in ("stream", "length", "added/min", "group", "lag", "pending", "oldest pending", "stuck", "consumers"):
+        streams.add_column(column, justify="left" if column in ("stream", "group") else "right", no_wrap=True)
+    consumers = Table(title="consumers", title_justify="left")
+    for column in ("stream", "group", "consumer", "pending", "idle"):
+        consumers.add_column(column, justify="right" if column in ("pending", "idle") else "left", no_wrap=True)
+    for stream in status.streams:
+        if not stream.groups:
+            streams.add_row(stream.name, f"{stream.length:,}", _count(stream.last_minute), "-", "", "", "", "", "")
+        for i, group in enumerate(stream.groups):
+            streams.add_row(
+                stream.name if i == 0 else "",
+                f"{stream.length:,}" if i == 0 else "",
+                _count(stream.last_minute) if i == 0 else "",
+                group.name,
+                f"{group.lag:,}" if group.lag is not None else "?",
+                f"{group.pending:,}",
+                _age(group.oldest_pending_age_s),
+                Text(f"{group.stuck_entries:,}", style="bold red") if group.stuck else Text("0"),
+                Text(str(len(group.consumers))) if group.consumers else Text("none", style="yellow"),
+            )
+            for consumer in group.consumers:
+                consumers.add_row(
+                    stream.name, group.name, consumer.name, f"{consumer.pending:,}", _age(consumer.idle_s)
+                )
+    dlq_summary = Text(f"dlq: {status.dlq_length:,} entries, {status.dlq_last_minute:,} in the last minute")
+    dlq = Table(title="dlq by stage and reason", title_justify="left")
+    dlq.add_column("stage")
+    dlq.add_column("reason")
+    dlq.add_column("entries", justify="right")
+    for stage, reasons in status.dlq_by_reason.items():
+        for reason, count in reasons.items():
+            dlq.add_row(stage, reason, f"{count:,}")
+    if status.stuck_groups:
+        verdict = Text(
+            f"STUCK: {', '.join(f'{s}/{g}' for s, g in status.stuck_groups)} hold entries pending for more than "
+            f"{status.stuck_after_s:g}s",
+            style="bold red",
+        )
+    else:
+        verdict = Text(f"ok: nothing pending for more than {status.stuck_after_s:g}s", style="green")
+    return Group(streams, consumers, dlq_summary, dlq, verdict)
+
+
+async def _snapshot(redis_url: str, stuck_after_s: float) -> PipelineStatus:
+    redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+    try:
+        return await collect_status(redis, names(), stuck_after_s=stuck_after_s)
+    finally:
+        await redis.aclose()
+
+
+def status(
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh until Ctrl-C")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON document (per refresh with --watch)")] = False,
+    stuck_after: Annotated[
+        float, typer.Option("--stuck-after", help="a group is stuck when an entry is pending longer (seconds)")
+    ] = 300.0,
+    interval: Annotated[float, typer.Option(help="seconds between refreshes with --watch")] = 2.0,
+) -> None:
+    """Streams, groups, consumers, DLQ and throughput; exit 1 when a group is stuck, 2 when Redis is unreachable."""
+    redis_url = get_settings().redis_url
+
+    def take() -> PipelineStatus:
+        try:
+            return asyncio.run(_snapshot(redis_url, stuck_after))
+        except (RedisError, OSError) as exc:
+            err.print(f"[red]cannot read Redis at {redact_url(redis_url)}: {type(exc).__name__}: {exc}")
+            raise typer.Exit(EXIT_UNREACHABLE) from exc
+
+    def emit_json(snapshot: PipelineStatus) -> None:
+        typer.echo(orjson.dumps(snapshot.to_dict()).decode())
+
+    snapshot = take()
+    if not watch:
+        if as_json:
+            emit_json(snapshot)
+        else:
+            out.print(render_status(snapshot))
+        raise typer.Exit(EXIT_STUCK if snapshot.stuck_groups else 0)
+    try:
+        if as_json:
+            while True:
+                emit_json(snapshot)
+                time.sleep(interval)
+                snapshot = take()
+        with Live(render_status(snapshot), console=out, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                snapshot = take()
+                live.update(render_status(snapshot), refresh=True)
+    except KeyboardInterrupt:
+        pass
+    raise typer.Exit(EXIT_STUCK if snapshot.stuck_groups else 0)
