@@ -1,4 +1,4 @@
-"""`newsflow bench` on a tiny corpus: the corpus is sound and every part of the report is measured (no timing asserts)."""
+"""`newsflow bench` on a tiny corpus: a sound corpus, and every part of the report measured (no timing asserts)."""
 
 from __future__ import annotations
 
