@@ -22,6 +22,9 @@ _ERROR_PAGE = re.compile(
     r"(?:we\s+)?can['’]t\s+find\s+(?:the|that)\s+page|page\s+you\s+(?:are|were|’re|'re)\s+looking\s+for)\b",
     re.IGNORECASE,
 )
+_SENTENCE_PUNCTUATION = re.compile(r"[.!?。！？]")
+# Thai, Lao, Khmer and Myanmar separate sentences with spaces, not punctuation.
+_UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]")
 _BINARY_SHARE = 0.05
 _ERROR_PAGE_MAX_WORDS = 150
 _FALLBACK_TITLE_CHARS = 120
@@ -105,6 +108,10 @@ def _title_from_body(first_paragraph: str) -> str:
 
 def _is_link_list(paragraphs: list[str]) -> bool:
     """Many short headline-like lines and little running prose: an index page or a link farm."""
+    text = "\n".join(paragraphs)
+    # Running text in a spaced script always has sentence punctuation somewhere; a wall of headlines has none.
+    if count_words(text) >= 30 and not _SENTENCE_PUNCTUATION.search(text) and not _UNSPACED.search(text):
+        return True
     if len(paragraphs) < 8:
         return False
     prose_words = 0

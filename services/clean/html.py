@@ -14,10 +14,12 @@ import trafilatura
 from services.clean.htmltext import html_to_text
 from services.clean.lines import (
     count_words,
+    ends_like_sentence,
     is_chrome,
     is_interstitial,
     normalise_domain,
     parse_byline,
+    parse_date_line,
     parse_datetime,
     words_of,
 )
@@ -61,6 +63,8 @@ _MODULE_HEADING = re.compile(
     re.IGNORECASE,
 )
 _TITLE_SEPARATOR = re.compile(r"\s+(?:\||–|—|--|»|::|·|-)\s+|(?<=\S)(?:\s*[|_]\s*|-)(?=[^\x00-\x7f])")
+# Lines shorter than this, without sentence punctuation, may still be headline/byline/dateline furniture.
+_HEAD_LINE_WORDS = 15
 # A module heading only ends the story once this share of the words is behind it (earlier ones are sidebars).
 _MODULE_CUT_SHARE = 0.5
 
@@ -103,7 +107,7 @@ def extract_html(html: str, *, url: str | None = None) -> HtmlExtraction:
         title = _clean_meta(document.title)
         result.title = strip_site_name(title, result.site_name, result.url or url) if title else None
         result.published_at = parse_datetime(document.date) if document.date else None
-        result.authors = _split_authors(document.author)
+        result.authors = _plausible_authors(_split_authors(document.author), result.site_name, result.url or url)
         result.paragraphs = _post_clean(repair_text(document.text or ""), result.title, result.dropped)
 
     if count_words("\n".join(result.paragraphs)) < _SUSPICIOUS_WORDS:
@@ -140,15 +144,20 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str]) -> list[str
     """Drop chrome and interstitial lines trafilatura kept, repeated paragraphs, a repeated title, galleries and
     the recirculation/comment modules that follow the story."""
     paragraphs: list[str] = []
+    module_starts: list[int] = []
     seen: set[str] = set()
     title_key = matching_form(title) if title else None
+    in_head = True
     # Some pages hard-wrap paragraphs with <br>; trafilatura then emits one line per visual line.
     for line in split_units(text):
         key = matching_form(line)
         # trafilatura marks list items with "- "; the rules judge the item itself.
         content = _BULLET.sub("", line)
-        if key == title_key and not paragraphs:
-            dropped["title"] += 1
+        if _MODULE_HEADING.match(content):
+            module_starts.append(len(paragraphs))
+        if in_head and (key == title_key or parse_date_line(content) or parse_byline(content, require_marker=True)):
+            # Headline, dateline and byline repeated above the story are metadata, not body.
+            dropped["head"] += 1
         elif key in seen and len(words_of(line)) > 3:
             dropped["duplicate"] += 1
         elif _GALLERY_ITEM.match(content):
@@ -160,18 +169,17 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str]) -> list[str
         else:
             seen.add(key)
             paragraphs.append(line)
-    return _cut_trailing_modules(paragraphs, dropped)
+            in_head = in_head and count_words(line) < _HEAD_LINE_WORDS and not ends_like_sentence(line)
+    return _cut_trailing_modules(paragraphs, module_starts, dropped)
 
 
-def _cut_trailing_modules(paragraphs: list[str], dropped: Counter[str]) -> list[str]:
+def _cut_trailing_modules(paragraphs: list[str], module_starts: list[int], dropped: Counter[str]) -> list[str]:
     """Cut at a "Related stories" / "Comments" / "Up next" heading once most of the story has been read."""
     total = sum(count_words(p) for p in paragraphs)
-    seen_words = 0
-    for index, paragraph in enumerate(paragraphs):
-        if index > 0 and seen_words >= _MODULE_CUT_SHARE * total and _MODULE_HEADING.match(_BULLET.sub("", paragraph)):
-            dropped["trailing_module"] += len(paragraphs) - index
-            return paragraphs[:index]
-        seen_words += count_words(paragraph)
+    for start in module_starts:
+        if start > 0 and sum(count_words(p) for p in paragraphs[:start]) >= _MODULE_CUT_SHARE * total:
+            dropped["trailing_module"] += len(paragraphs) - start
+            return paragraphs[:start]
     return paragraphs
 
 
@@ -196,6 +204,20 @@ def _split_authors(author: str | None) -> list[str]:
             if name not in authors:
                 authors.append(name)
     return authors
+
+
+def _plausible_authors(authors: list[str], site_name: str | None, url: str | None) -> list[str]:
+    """Drop "authors" that are the publication itself ("CNN") or fragments too short to be a name."""
+    site_keys = {_alnum(site_name)} if site_name else set()
+    domain = normalise_domain(url) if url else None
+    if domain:
+        site_keys.add(_alnum(domain.split(".")[0]))
+    site_keys.discard("")
+    return [
+        author
+        for author in authors
+        if len(_alnum(author)) > 2 and not any(key in _alnum(author) or _alnum(author) in key for key in site_keys)
+    ]
 
 
 def _strip_site_suffix(title: str | None) -> str | None:

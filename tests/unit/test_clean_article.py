@@ -1,0 +1,126 @@
+"""`clean_article`: non-articles rejected with their reason, and a CleanSection or Rejected for any input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from services.clean.article import clean_article
+from shared.errors import Rejected
+from shared.events import CleanSection, IngestSection
+
+STORY = (
+    "The regional railway will run night trains between the two cities from next month, the operator said on "
+    "Thursday, after a trial last winter carried more passengers than it had expected."
+)
+
+
+def ingest(content: str, kind: str = "text") -> IngestSection:
+    return IngestSection(
+        origin="test",
+        received_at=datetime(2024, 5, 1, tzinfo=UTC),
+        content_hash="abc",
+        kind="html" if kind == "html" else "text",
+        content=content,
+    )
+
+
+def rejection(content: str, kind: str = "text", min_words: int = 20) -> str:
+    with pytest.raises(Rejected) as caught:
+        clean_article(ingest(content, kind), min_words=min_words)
+    assert caught.value.message
+    return caught.value.reason
+
+
+@pytest.mark.parametrize("content", ["", "   \n\n  ", "\t"])
+def test_empty_content_has_no_article_text(content: str) -> None:
+    assert rejection(content) == "no_article_text"
+
+
+def test_only_chrome_has_no_article_text() -> None:
+    assert rejection("Loading Now\n\nSign in\n\nShare this:\n\nPost Comment\n") == "no_article_text"
+
+
+def test_short_article_is_too_short() -> None:
+    assert rejection("Night trains return\n\nThe railway will run night trains again.") == "too_short"
+
+
+def test_min_words_is_the_callers_threshold() -> None:
+    text = f"Night trains return\n\n{STORY}"
+    assert clean_article(ingest(text), min_words=20).body == STORY
+    assert rejection(text, min_words=500) == "too_short"
+
+
+def test_text_404_page_is_not_an_article() -> None:
+    assert rejection("404 - Page not found\n\nThe page you are looking for does not exist.") in {
+        "not_an_article",
+        "too_short",
+    }
+    long_404 = "Page not found\n\n" + "Sorry, we can't find the page you were looking for, please try search. " * 4
+    assert rejection(long_404, min_words=5) == "not_an_article"
+
+
+def test_list_of_headlines_is_not_an_article() -> None:
+    headlines = "\n".join(f"Council approves budget for district {i} schools and roads" for i in range(40))
+    assert rejection(headlines) == "not_an_article"
+
+
+def test_binary_junk_is_not_an_article() -> None:
+    junk = "".join(chr(code) for code in range(0, 32)) * 200
+    assert rejection(junk) == "not_an_article"
+    assert rejection(junk, kind="html") == "not_an_article"
+
+
+def test_chinese_article_is_not_mistaken_for_a_link_list() -> None:
+    sentences = ["这座城市决定把旧电车站改建为公园，预计明年夏天开放第一期工程。"] * 12
+    text = "旧电车站将变成公园\n\n" + "\n\n".join(f"第{i}段：{s}" for i, s in enumerate(sentences))
+    result = clean_article(ingest(text))
+    assert result.title == "旧电车站将变成公园"
+    assert len(result.body.split("\n\n")) == 12
+
+
+def test_result_is_a_frozen_clean_section_with_tz_aware_date() -> None:
+    result = clean_article(ingest(f"Night trains return\n\nPublished June 2, 2024\n\n{STORY}"))
+    assert isinstance(result, CleanSection)
+    assert result.published_at == datetime(2024, 6, 2, tzinfo=UTC)
+    assert result.dropped == {"date": 1}
+
+
+# --- any input: a CleanSection or Rejected, nothing else -----------------------------------------------------
+
+_HTML_PIECES = st.sampled_from(
+    [
+        "<p>", "</p>", "<div>", "</div>", "<script>", "</script>", "<style>", "<!--", "-->", "<a href='x'>", "</a>",
+        "<h1>", "</h1>", "<br>", "<html lang='en'>", "<title>", "</title>", "&amp;", "&#0;", "<![CDATA[", "]]>",
+        "<meta charset='utf-8'>", "<table><tr><td>", "</td></tr></table>", STORY, "Advertisement", "By Jane Doe",
+        "\x00", "\ufeff", "<", ">", "\n\n",
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=3000))
+def test_any_text_gives_a_section_or_a_rejection(content: str) -> None:
+    try:
+        result = clean_article(ingest(content))
+    except Rejected as rejected:
+        assert rejected.reason in {"no_article_text", "too_short", "not_an_article"}
+        return
+    assert result.title
+    assert result.body.strip()
+    assert "\n\n\n" not in result.body
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.one_of(_HTML_PIECES, st.text(max_size=80)), max_size=80).map("".join))
+def test_any_html_gives_a_section_or_a_rejection(content: str) -> None:
+    try:
+        result = clean_article(ingest(content, kind="html"))
+    except Rejected as rejected:
+        assert rejected.reason in {"no_article_text", "too_short", "not_an_article"}
+        return
+    assert result.title
+    assert result.body.strip()
