@@ -49,7 +49,11 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
         page = extract_html(content, url=ingest.url)
         title, paragraphs, authors, published = page.title, page.paragraphs, page.authors, page.published_at
         extractor, dropped, language, site_name, page_url = (
-            page.extractor, page.dropped, page.language_declared, page.site_name, page.url,
+            page.extractor,
+            page.dropped,
+            page.language_declared,
+            page.site_name,
+            page.url,
         )
     else:
         text = extract_text(content, title_hint=title_hint)
@@ -71,14 +75,12 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
     client_source = repair_text(ingest.source).strip() if ingest.source else None
     client_domain = normalise_domain(client_source) if client_source and " " not in client_source else None
     url = ingest.url or (source.url if source else None) or page_url
-    source_domain = (
-        client_domain
-        or (source.domain if source else None)
-        or (normalise_domain(url) if url else None)
+    source_domain = client_domain or (source.domain if source else None) or (normalise_domain(url) if url else None)
+    source_name = (
+        (client_source if client_source and not client_domain else None)
+        or (source.name if source else None)
+        or site_name
     )
-    source_name = (client_source if client_source and not client_domain else None) or (
-        source.name if source else None
-    ) or site_name
     return CleanSection(
         title=title,
         body=body,

@@ -124,19 +124,24 @@ def evaluate_html(pages: list[NewsPage]) -> SetReport:
     started = time.perf_counter()
     results = [_clean_or_none(_ingest("html", page.html, page.id)) for page in pages]
     elapsed = time.perf_counter() - started
-    scores, titles, authors, dates, sources = [], [], [], [], []
+    scores: list[BodyScore] = []
+    titles: list[bool] = []
+    authors: list[bool] = []
+    dates: list[bool] = []
+    sources: list[bool] = []
     for page, result in zip(pages, results, strict=True):
         scores.append(score_body(result.body if result else "", page.reference_text))
         if page.title:
             titles.append(_same_title(result.title if result else None, page.title))
         if page.byline:
             # Reference bylines are free text ("By Dana A. Ford, CNN"): compare letters and digits only.
-            byline = _alnum(page.byline)
-            authors.append(bool(result and result.authors) and _alnum(result.authors[0]) in byline)
+            authors.append(
+                result is not None and bool(result.authors) and _alnum(result.authors[0]) in _alnum(page.byline)
+            )
         if page.date:
             dates.append(_same_day(result.published_at if result else None, page.date))
         if page.url:
-            sources.append(bool(result) and result.source_domain == normalise_domain(page.url))
+            sources.append(result is not None and result.source_domain == normalise_domain(page.url))
     return _report("html", [p.id for p in pages], scores, titles, authors, dates, sources, results, elapsed)
 
 
@@ -165,8 +170,13 @@ def references_of(pages: list[NewsPage]) -> list[Reference]:
             slug = "".join(ch for ch in (site or page.id.split("/")[-1]).lower() if ch.isalnum()) or "example"
             domain = f"{slug}.com"
         references.append(
-            Reference(id=page.id, title=" ".join(page.title.split()), paragraphs=paragraphs, domain=domain,
-                      site=site if site and not site.startswith("http") else domain)
+            Reference(
+                id=page.id,
+                title=" ".join(page.title.split()),
+                paragraphs=paragraphs,
+                domain=domain,
+                site=site if site and not site.startswith("http") else domain,
+            )
         )
     return references
 
@@ -176,20 +186,34 @@ def evaluate_text(synthetic: list[SyntheticPage]) -> SetReport:
     started = time.perf_counter()
     results = [_clean_or_none(_ingest("text", page.text, page.id)) for page in synthetic]
     elapsed = time.perf_counter() - started
-    scores, titles, authors, dates, sources = [], [], [], [], []
+    scores: list[BodyScore] = []
+    titles: list[bool] = []
+    authors: list[bool] = []
+    dates: list[bool] = []
+    sources: list[bool] = []
     for page, result in zip(synthetic, results, strict=True):
         scores.append(score_body(result.body if result else "", page.body))
         titles.append(_same_title(result.title if result else None, page.title))
-        authors.append(bool(result) and result.authors == page.authors)
+        authors.append(result is not None and result.authors == page.authors)
         if page.published_on:
-            dates.append(bool(result and result.published_at) and
-                         result.published_at.date().isoformat() == page.published_on)
+            published = result.published_at if result else None
+            dates.append(published is not None and published.date().isoformat() == page.published_on)
         if page.source_domain:
-            sources.append(bool(result) and result.source_domain == page.source_domain)
+            sources.append(result is not None and result.source_domain == page.source_domain)
         elif page.source_name:
-            sources.append(bool(result) and result.source_name == page.source_name)
-    return _report("text (synthetic)", [p.id for p in synthetic], scores, titles, authors, dates, sources, results,
-                   elapsed, exact_against=[p.body for p in synthetic])
+            sources.append(result is not None and result.source_name == page.source_name)
+    return _report(
+        "text (synthetic)",
+        [p.id for p in synthetic],
+        scores,
+        titles,
+        authors,
+        dates,
+        sources,
+        results,
+        elapsed,
+        exact_against=[p.body for p in synthetic],
+    )
 
 
 def _report(
@@ -208,11 +232,15 @@ def _report(
     exact = 0.0
     if exact_against is not None and results:
         exact = sum(
-            1 for result, body in zip(results, exact_against, strict=True) if result and matching_form(result.body) == matching_form(body)
+            1
+            for result, body in zip(results, exact_against, strict=True)
+            if result and matching_form(result.body) == matching_form(body)
         ) / len(results)
     per_doc = sorted(
-        ((doc_id, 2 * s.precision * s.recall / (s.precision + s.recall) if s.precision + s.recall else 0.0)
-         for doc_id, s in zip(ids, scores, strict=True)),
+        (
+            (doc_id, 2 * s.precision * s.recall / (s.precision + s.recall) if s.precision + s.recall else 0.0)
+            for doc_id, s in zip(ids, scores, strict=True)
+        ),
         key=lambda item: item[1],
     )
     return SetReport(

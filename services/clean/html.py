@@ -100,7 +100,9 @@ def declared_language(html: str) -> str | None:
 def extract_html(html: str, *, url: str | None = None) -> HtmlExtraction:
     """Extract the article of an HTML page; never raises on malformed markup (empty result instead)."""
     document = _run_trafilatura(html, url)
-    result = HtmlExtraction(title=None, paragraphs=[], extractor="trafilatura", language_declared=declared_language(html))
+    result = HtmlExtraction(
+        title=None, paragraphs=[], extractor="trafilatura", language_declared=declared_language(html)
+    )
     if document is not None:
         result.site_name = _clean_meta(document.sitename)
         result.url = _clean_meta(document.url)
@@ -121,7 +123,8 @@ def _run_trafilatura(html: str, url: str | None) -> Any:
     except (RecursionError, MemoryError, ValueError, TypeError, AttributeError, IndexError, KeyError, LookupError):
         # lxml and trafilatura raise a zoo of errors on hostile markup; the fallback handles those pages.
         return None
-    except Exception:  # noqa: BLE001 - any other library failure must still end in a result, not a crash
+    except Exception:
+        # Any other library failure must still end in a result (or a Rejected), never a crashed consumer.
         return None
 
 

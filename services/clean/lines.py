@@ -47,12 +47,14 @@ CHROME_WORDS = frozenset(
     enable browser min mins minute minutes toggle close open continue continues continued below above view gallery
     photo photos image images show hide all see tags tag topics topic filed categories category latest breaking news
     up now free trial premium donate support feedback help faq sitemap rss app apps download jump section sections
-    edition editions upgrade cancel submit reading notifications notification alerts alert bookmark save saved saves load loaded
+    edition editions upgrade cancel submit reading notifications notification alerts alert bookmark save saved saves
+    load loaded
     """.split()
 )
 # Function words that may sit between furniture words ("Sign up for our newsletter", "Back to top").
 _GLUE_WORDS = frozenset(
-    "a an the to of on in for with and or our your you this that it is us me my by at from via be we page site most".split()
+    "a an the to of on in for with and or our your you this that it is us me my by at from via be we page site "
+    "most".split()
 )
 # Furniture words strong enough that a short line made only of furniture + glue is chrome.
 _INTERSTITIAL_WORDS = frozenset(
@@ -262,7 +264,7 @@ def is_chrome(text: str) -> bool:
     segments = [segment for segment in _NAV_SEPARATORS.split(text) if segment]
     if len(segments) >= 3 and all(len(words_of(segment)) <= 3 for segment in segments) and len(words) <= 24:
         return not ends_like_sentence(text) or all(_is_furniture(words_of(seg)) for seg in segments)
-    if len(words) > 8 or len(text) > 70 or ends_like_sentence(text.rstrip(":")) and len(words) > 3:
+    if len(words) > 8 or len(text) > 70 or (ends_like_sentence(text.rstrip(":")) and len(words) > 3):
         return False
     return _is_furniture(words)
 
@@ -315,8 +317,9 @@ def _clean_name(raw: str) -> str | None:
     if name.isupper():
         name = " ".join(part.capitalize() if len(part) > 2 else part for part in tokens)
         # O'BRIEN -> O'Brien, MCDONALD -> McDonald, SMITH-JONES -> Smith-Jones
-        name = re.sub(r"(?<=\b[A-Z]['’])([a-z])|(?<=\bMc)([a-z])|(?<=-)([a-z])",
-                      lambda match: match.group(0).upper(), name)
+        name = re.sub(
+            r"(?<=\b[A-Z]['’])([a-z])|(?<=\bMc)([a-z])|(?<=-)([a-z])", lambda match: match.group(0).upper(), name
+        )
     return name
 
 
@@ -326,20 +329,20 @@ def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bo
     `allow_bare_name` accepts a line that is only a name (right under a headline); `require_marker` demands a "By"
     prefix or a role ("Staff Writer"), for lines away from the head where a list of names may be body text.
     """
-    if len(text) > 160 or ends_like_sentence(text) and len(words_of(text)) > 12:
+    if len(text) > 160 or (ends_like_sentence(text) and len(words_of(text)) > 12):
         return None
     match = _BY_PREFIX.match(text)
     if match:
         rest = match.group("rest") or match.group("rest2") or ""
         rest = _NAME_TAIL.sub("", rest)
-        names = [_clean_name(part) for part in _NAME_SPLIT.split(rest) if part.strip()]
-        found = [name for name in names if name]
+        candidates = [_clean_name(part) for part in _NAME_SPLIT.split(rest) if part.strip()]
+        found = [name for name in candidates if name]
         return found or None
     parts = [part for part in re.split(r"\s*(?:[|•·–—]|\s-\s)\s*|\s*,\s+", text) if part.strip()]
     if len(parts) >= 2:
         if require_marker and not _ROLE_WORDS.search(text):
             return None
-        names = []
+        names: list[str] = []
         for part in parts:
             name = _clean_name(part)
             if name and not _ROLE_WORDS.search(part):
@@ -428,8 +431,17 @@ def parse_date_line(text: str) -> tuple[datetime, bool] | None:
         return None
     # A dateline is mostly date: a sentence that merely mentions a date is body text.
     leftover = _DATE_SHAPE.sub("", candidate)
-    leftover_words = [w for w in words_of(leftover) if not w.isdigit() and not re.fullmatch(rf"(?:{_MONTHS}|am|pm|"
-        r"[ap]\.m|utc|gmt|[ecmp][sd]t|bst|cet|cest|mon|tue|wed|thu|fri|sat|sun|\w+day)\.?", w, re.I)]
+    leftover_words = [
+        w
+        for w in words_of(leftover)
+        if not w.isdigit()
+        and not re.fullmatch(
+            rf"(?:{_MONTHS}|am|pm|"
+            r"[ap]\.m|utc|gmt|[ecmp][sd]t|bst|cet|cest|mon|tue|wed|thu|fri|sat|sun|\w+day)\.?",
+            w,
+            re.I,
+        )
+    ]
     if len(leftover_words) > 2:
         return None
     return parsed, is_update

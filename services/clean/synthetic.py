@@ -11,32 +11,110 @@ from dataclasses import dataclass, field
 import ftfy.bad_codecs  # noqa: F401  (registers the "sloppy-windows-1252" codec used to make mojibake)
 
 _TOP_CHROME = [
-    "Loading Now", "Skip to main content", "Skip to content", "Sign in", "Log In", "Menu", "Search",
-    "Home | World | Business | Tech | Sport", "Subscribe", "Toggle navigation", "Breaking News",
-    "Sign In | Register", "Home » News » World", "Accept cookies", "Loading...",
+    "Loading Now",
+    "Skip to main content",
+    "Skip to content",
+    "Sign in",
+    "Log In",
+    "Menu",
+    "Search",
+    "Home | World | Business | Tech | Sport",
+    "Subscribe",
+    "Toggle navigation",
+    "Breaking News",
+    "Sign In | Register",
+    "Home » News » World",
+    "Accept cookies",
+    "Loading...",
 ]
 _BOTTOM_CHROME = [
-    "Post Comment", "Leave a Reply", "Share this:", "Share on Facebook", "Share on X", "Tweet", "Print",
-    "Comments (12)", "12 Comments", "Back to top", "Related Articles", "You might also like",
-    "Privacy Policy | Terms of Use | Contact Us", "Follow us on Twitter", "Email this article",
-    "© 2024 {site}. All rights reserved.", "Copyright © 2023 {site}", "Cancel reply", "Tags: politics, world",
-    "Most Popular", "Trending Now", "Next article", "Load comments",
+    "Post Comment",
+    "Leave a Reply",
+    "Share this:",
+    "Share on Facebook",
+    "Share on X",
+    "Tweet",
+    "Print",
+    "Comments (12)",
+    "12 Comments",
+    "Back to top",
+    "Related Articles",
+    "You might also like",
+    "Privacy Policy | Terms of Use | Contact Us",
+    "Follow us on Twitter",
+    "Email this article",
+    "© 2024 {site}. All rights reserved.",
+    "Copyright © 2023 {site}",
+    "Cancel reply",
+    "Tags: politics, world",
+    "Most Popular",
+    "Trending Now",
+    "Next article",
+    "Load comments",
 ]
 _INTERSTITIALS = [
-    "Advertisement", "ADVERTISEMENT", "Story continues below advertisement", "Read More", "READ MORE",
-    "Read more: {other}", "RELATED: {other}", "Also read: {other}", "Related Articles",
+    "Advertisement",
+    "ADVERTISEMENT",
+    "Story continues below advertisement",
+    "Read More",
+    "READ MORE",
+    "Read more: {other}",
+    "RELATED: {other}",
+    "Also read: {other}",
+    "Related Articles",
     "Sign up for our daily newsletter to get the latest news delivered to your inbox.",
-    "Subscribe to our newsletter", "Get the best of {site} delivered to your inbox every morning.",
-    "Sponsored", "Continue reading below", "Watch: {other}", "Don't miss: {other}",
-    "Click here to subscribe", "Join our WhatsApp channel for the latest updates.",
+    "Subscribe to our newsletter",
+    "Get the best of {site} delivered to your inbox every morning.",
+    "Sponsored",
+    "Continue reading below",
+    "Watch: {other}",
+    "Don't miss: {other}",
+    "Click here to subscribe",
+    "Join our WhatsApp channel for the latest updates.",
 ]
 _FIRST_NAMES = [
-    "Jane", "Ethan", "Maria", "David", "Aisha", "Tom", "Laura", "Kenji", "Sofia", "Michael", "Priya", "Lucas",
-    "Hannah", "Omar", "Chloe", "Daniel", "Elena", "Samuel", "Grace", "Mateo",
+    "Jane",
+    "Ethan",
+    "Maria",
+    "David",
+    "Aisha",
+    "Tom",
+    "Laura",
+    "Kenji",
+    "Sofia",
+    "Michael",
+    "Priya",
+    "Lucas",
+    "Hannah",
+    "Omar",
+    "Chloe",
+    "Daniel",
+    "Elena",
+    "Samuel",
+    "Grace",
+    "Mateo",
 ]
 _LAST_NAMES = [
-    "Doe", "Kim", "Garcia", "Nguyen", "Okafor", "Schmidt", "Rossi", "Tanaka", "Müller", "O'Brien", "Patel",
-    "Johnson", "Fernández", "Kowalski", "Brooks", "Hughes", "Lindqvist", "Moreau", "Adeyemi", "Silva",
+    "Doe",
+    "Kim",
+    "Garcia",
+    "Nguyen",
+    "Okafor",
+    "Schmidt",
+    "Rossi",
+    "Tanaka",
+    "Müller",
+    "O'Brien",
+    "Patel",
+    "Johnson",
+    "Fernández",
+    "Kowalski",
+    "Brooks",
+    "Hughes",
+    "Lindqvist",
+    "Moreau",
+    "Adeyemi",
+    "Silva",
 ]
 _ROLES = ["Staff Writer", "Senior Correspondent", "Reporter", "Contributing Editor", "Political Correspondent"]
 _BIO_TEMPLATES = [
@@ -53,11 +131,25 @@ _BIO_TEMPLATES = [
 _TOPICS = ["politics", "technology", "climate and energy", "business", "health", "culture", "foreign affairs"]
 _CITIES = ["Berlin", "Nairobi", "Chicago", "Lisbon", "Seoul", "Toronto", "Melbourne"]
 _DATE_FORMS = [
-    "Published {month} {day}, {year}", "Posted: {year}-{mm}-{dd} 10:30", "{month} {day}, {year}",
-    "{day} {month} {year}", "Published on {month} {day}, {year} at 6:01 am", "{month} {day}, {year} · 5 min read",
+    "Published {month} {day}, {year}",
+    "Posted: {year}-{mm}-{dd} 10:30",
+    "{month} {day}, {year}",
+    "{day} {month} {year}",
+    "Published on {month} {day}, {year} at 6:01 am",
+    "{month} {day}, {year} · 5 min read",
 ]
 _MONTH_NAMES = [
-    "January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
     "December",
 ]
 
@@ -149,9 +241,11 @@ def _wrap(reference: Reference, page_id: str, rng: random.Random, titles: list[s
     if len(reference.paragraphs) > 3 and rng.random() < 0.15:
         # A scraper that caught a paragraph twice (a pull quote, a pager overlap): expected once.
         repeated = rng.randrange(len(reference.paragraphs))
-        insert_at = min(len(body_lines), body_lines.index(reference.paragraphs[repeated]) + 2) if (
-            reference.paragraphs[repeated] in body_lines
-        ) else len(body_lines)
+        insert_at = (
+            min(len(body_lines), body_lines.index(reference.paragraphs[repeated]) + 2)
+            if (reference.paragraphs[repeated] in body_lines)
+            else len(body_lines)
+        )
         body_lines.insert(insert_at, reference.paragraphs[repeated])
         features.append("repeat")
     if mojibake:
@@ -224,7 +318,7 @@ def _draw_bio(name: str, site: str, rng: random.Random) -> str:
     template = rng.choice(_BIO_TEMPLATES)
     if pronoun == "They":
         template = template.replace("{pronoun} has", "{pronoun} have").replace("{pronoun} holds", "{pronoun} hold")
-        template = template.replace("{pronoun} writes", "{pronoun} write").replace("{pronoun} joined", "{pronoun} joined")
+        template = template.replace("{pronoun} writes", "{pronoun} write")
         template = template.replace("{lower} covers", "{lower} cover")
     return template.format(
         name=name,

@@ -166,11 +166,13 @@ def _mark_repeated_short_lines(units: list[_Unit]) -> None:
     """A short line printed several times on one page ("Advertisement", a section label) is furniture."""
     counts = Counter(matching_form(unit.text) for unit in units if len(words_of(unit.text)) <= _SHORT_LINE_WORDS)
     for unit in units:
-        if unit.kind is LineKind.BODY and len(words_of(unit.text)) <= _SHORT_LINE_WORDS and not ends_like_sentence(
-            unit.text
+        if (
+            unit.kind is LineKind.BODY
+            and len(words_of(unit.text)) <= _SHORT_LINE_WORDS
+            and not ends_like_sentence(unit.text)
+            and counts[matching_form(unit.text)] >= 2
         ):
-            if counts[matching_form(unit.text)] >= 2:
-                unit.kind = LineKind.INTERSTITIAL
+            unit.kind = LineKind.INTERSTITIAL
 
 
 def _is_prose(text: str) -> bool:
@@ -181,8 +183,9 @@ def _is_prose(text: str) -> bool:
 
 def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | None) -> int:
     """Title, bylines and datelines before the first paragraph of prose; returns that paragraph's index."""
-    first_body = next((i for i, unit in enumerate(units) if unit.kind is LineKind.BODY and _is_prose(unit.text)),
-                      len(units))
+    first_body = next(
+        (i for i, unit in enumerate(units) if unit.kind is LineKind.BODY and _is_prose(unit.text)), len(units)
+    )
     hint_key = matching_form(title_hint) if title_hint else None
     for index, unit in enumerate(units[: min(first_body, _TITLE_WINDOW + 4)]):
         if unit.kind is not LineKind.BODY:

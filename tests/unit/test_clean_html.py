@@ -6,6 +6,7 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +60,7 @@ def article_page(*, extra_body: str = "", head: str = "") -> str:
 </body></html>"""
 
 
-def ingest(content: str, kind: str = "html", **hints: str) -> IngestSection:
+def ingest(content: str, kind: str = "html", **hints: Any) -> IngestSection:
     return IngestSection(
         origin="test",
         received_at=datetime(2024, 5, 1, tzinfo=UTC),
@@ -70,7 +71,7 @@ def ingest(content: str, kind: str = "html", **hints: str) -> IngestSection:
     )
 
 
-def clean(content: str, **hints: str) -> CleanSection:
+def clean(content: str, **hints: Any) -> CleanSection:
     return clean_article(ingest(content, **hints))
 
 
@@ -176,7 +177,8 @@ def test_page_of_links_is_rejected() -> None:
 
 
 def test_scripts_and_styles_only_is_rejected_as_no_text() -> None:
-    html = "<html><head><style>p{color:red}</style></head><body>" + "<script>var a = 1;</script>" * 50 + "</body></html>"
+    scripts = "<script>var a = 1;</script>" * 50
+    html = f"<html><head><style>p{{color:red}}</style></head><body>{scripts}</body></html>"
     with pytest.raises(Rejected) as caught:
         clean(html)
     assert caught.value.reason == "no_article_text"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import ftfy.bad_codecs  # noqa: F401  (registers the sloppy-windows-1252 codec)
 import pytest
@@ -37,7 +38,7 @@ THIRD = (
 )
 
 
-def ingest(text: str, **hints: str) -> IngestSection:
+def ingest(text: str, **hints: Any) -> IngestSection:
     return IngestSection(
         origin="test",
         received_at=datetime(2024, 5, 1, tzinfo=UTC),
@@ -48,7 +49,7 @@ def ingest(text: str, **hints: str) -> IngestSection:
     )
 
 
-def clean(text: str, **hints: str) -> CleanSection:
+def clean(text: str, **hints: Any) -> CleanSection:
     return clean_article(ingest(text, **hints))
 
 
