@@ -22,8 +22,11 @@ NAMED_LABELS = frozenset(
 )
 KEPT_LABELS = NAMED_LABELS | {"DATE"}
 PLACE_LABELS = frozenset({"GPE", "LOC"})
-MONTHS = frozenset("jan feb mar apr may jun jul aug sep oct nov dec".split())
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# What follows a dateline's place: a comma, "(Reuters)", a month or an ISO date.
+DATELINE_TAIL = re.compile(
+    r"[ \t]*(?:,|\(|\d{4}-\d{2}-\d{2}|(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d)",
+    re.IGNORECASE,
+)
 # "in London", "at Lord's": after these a town is where something happens, even on the sports pages.
 PLACE_PREPOSITIONS = frozenset({"in", "at", "near", "outside", "to", "into", "across", "around"})
 # spaCy's small model sends place names to these labels when context misleads it ("Kursk" -> PRODUCT).
@@ -164,7 +167,7 @@ def _candidate(field_text: FieldText, span: Span) -> Candidate:
     doc = span.doc
     following = doc[span.end] if span.end < len(doc) else None
     opens_line = span.start_char == 0 or doc.text[span.start_char - 1] == "\n"
-    dateline = opens_line and following is not None and _starts_dateline(following.text)
+    dateline = opens_line and bool(DATELINE_TAIL.match(doc.text, span.end_char))
     return Candidate(
         field_text.name,
         start,
@@ -177,11 +180,6 @@ def _candidate(field_text: FieldText, span: Span) -> Candidate:
         opens_line=dateline,
         after_preposition=span.start > 0 and doc[span.start - 1].lower_ in PLACE_PREPOSITIONS,
     )
-
-
-def _starts_dateline(text: str) -> bool:
-    """What follows a dateline's place: a comma, "(Reuters)", a month or an ISO date."""
-    return text in {",", "("} or text.lower()[:3] in MONTHS or bool(ISO_DATE.match(text))
 
 
 def _gazetteer_spans(
