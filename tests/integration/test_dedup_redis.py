@@ -69,7 +69,8 @@ async def test_two_instances_share_one_index(redis_url: str, key_prefix: str) ->
         assert await second.check_and_add("c", OTHER, "hash-c") == ([], None)
         near, duplicate_of = await first.check_and_add("d", STORY, "hash-a")
         assert duplicate_of == "a" and [n.id for n in near] == ["a", "b"]
-        assert all(key.startswith(f"{key_prefix}:dedup:") for key in await second_client.keys(f"{key_prefix}:*"))
+        keys = [str(key) for key in await second_client.keys(f"{key_prefix}:*")]
+        assert keys and all(key.startswith(f"{key_prefix}:dedup:") for key in keys)
     finally:
         await first_client.aclose()
         await second_client.aclose()
