@@ -207,7 +207,8 @@ async def serve_http(stage: Stage[Any, Any]) -> HttpServer | None:
             http_ingest_enabled(settings)
         except ConfigurationError as exc:
             log.error("http_ingest.refused", stage=stage.name, error=str(exc))
-            raise
+            # A configuration mistake, not a crash: one clear log line and exit status 2, no traceback.
+            raise SystemExit(2) from exc
     redis = probe_client(settings)
     app = build_app(stage.name, stage.input_stream, stage.group, settings, redis, consumer=stage.consumer)
     try:

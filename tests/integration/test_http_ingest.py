@@ -200,7 +200,8 @@ def test_http_ingest_without_a_token_refuses_to_start(service_env: dict[str, str
         text=True,
         timeout=60,
     )
-    assert run.returncode != 0
+    assert run.returncode == 2, run.stdout[-2000:]
+    assert "Traceback" not in run.stdout + run.stderr
     assert "http_ingest.refused" in run.stdout + run.stderr
     assert '"stage.started"' not in run.stdout
 

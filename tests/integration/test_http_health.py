@@ -1,0 +1,64 @@
+"""/healthz and /readyz of a running service, while its Redis (a test-owned server) stops and comes back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import RedisServer, ServiceProcess, free_port, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+def status_of(url: str) -> int:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.HTTPError:
+        return -1
+
+
+@pytest.mark.parametrize("stage", ["ingest", "clean"])
+def test_readyz_follows_redis_and_healthz_does_not(
+    stage: str,
+    redis_server: RedisServer,
+    service_env: dict[str, str],
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    port = free_port()
+    env = {**service_env, "NEWSFLOW_REDIS_URL": redis_server.url, "NEWSFLOW_HTTP_PORT": str(port)}
+    service = start_service(stage, env)
+    base = f"http://127.0.0.1:{port}"
+    health = httpx.get(f"{base}/healthz").json()
+    assert (health["status"], health["stage"]) == ("ok", stage)
+    ready = httpx.get(f"{base}/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["status"] == "ready"
+
+    redis_server.stop()
+    wait_for(lambda: status_of(f"{base}/readyz") == 503, timeout=20, what="/readyz to turn 503 without Redis")
+    unready = httpx.get(f"{base}/readyz", timeout=5).json()
+    assert unready["status"] == "unready"
+    assert "redis unreachable" in unready["reason"]
+    assert httpx.get(f"{base}/healthz").status_code == 200, "the process is still up"
+    assert "newsflow_redis_up 0.0" in httpx.get(f"{base}/metrics", timeout=5).text
+
+    redis_server.start()  # same port, same AOF files: the group is still there
+    wait_for(lambda: status_of(f"{base}/readyz") == 200, timeout=30, what="/readyz to turn 200 when Redis returns")
+    assert service.process is not None and service.process.poll() is None, "the service survived the outage"
+
+
+def test_readyz_is_503_while_the_group_is_missing(
+    redis_url: str, key_prefix: str, service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
+) -> None:
+    import redis
+
+    port = free_port()
+    start_service("ingest", {**service_env, "NEWSFLOW_HTTP_PORT": str(port)})
+    base = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{base}/readyz").status_code == 200
+    redis.Redis.from_url(redis_url).xgroup_destroy(f"{key_prefix}:raw", "ingest")
+    response = httpx.get(f"{base}/readyz")
+    assert response.status_code == 503
+    assert "group ingest does not exist" in response.json()["reason"]
