@@ -1,0 +1,127 @@
+"""`newsflow status` against real Redis: a deliberately stuck group, lag, consumers, DLQ by reason, exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+import redis
+
+from shared.events import DeadLetter
+from tests.conftest import ROOT, free_port
+
+pytestmark = pytest.mark.integration
+
+
+def newsflow_status(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shared.cli", "status", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def letter(stage: str, reason: str) -> bytes:
+    return DeadLetter(
+        stage=stage,
+        reason=reason,
+        error="test",
+        deliveries=1,
+        failed_at=datetime.now(UTC),
+        stream=f"x:{stage}",
+        msg_id="1-0",
+    ).to_json()
+
+
+@pytest.fixture
+def stuck_pipeline(redis_url: str, key_prefix: str) -> dict[str, Any]:
+    """raw: 5 entries; group ingest: consumer `hung` read 2 and never acked, 3 not delivered. DLQ: 3 letters."""
+    client = redis.Redis.from_url(redis_url)
+    raw, cleaned, dlq = (f"{key_prefix}:{n}" for n in ("raw", "cleaned", "dlq"))
+    client.xgroup_create(raw, "ingest", id="0", mkstream=True)
+    for i in range(5):
+        client.xadd(raw, {"data": orjson.dumps({"text": f"article {i}"})})
+    client.xreadgroup("ingest", "hung", {raw: ">"}, count=2)
+    client.xgroup_create(cleaned, "enrich", id="0", mkstream=True)
+    client.xadd(cleaned, {"data": b"{}"})
+    client.xreadgroup("enrich", "healthy", {cleaned: ">"}, count=1)
+    client.xack(cleaned, "enrich", client.xrange(cleaned)[0][0])
+    for stage, reason in (("ingest", "invalid_json"), ("ingest", "invalid_json"), ("clean", "too_short")):
+        client.xadd(dlq, {"data": letter(stage, reason), "payload": b"{}"})
+    return {"raw": raw, "cleaned": cleaned}
+
+
+def test_status_json_shows_lag_pending_consumers_dlq_and_throughput(
+    stuck_pipeline: dict[str, Any], service_env: dict[str, str]
+) -> None:
+    run = newsflow_status(service_env, "--json", "--stuck-after", "600")
+    assert run.returncode == 0, run.stderr
+    status = orjson.loads(run.stdout)
+    streams = {s["name"]: s for s in status["streams"]}
+    raw = streams[stuck_pipeline["raw"]]
+    assert (raw["length"], raw["last_minute"]) == (5, 5)
+    [group] = raw["groups"]
+    assert (group["name"], group["lag"], group["pending"], group["stuck"]) == ("ingest", 3, 2, False)
+    assert 0 <= group["oldest_pending_age_s"] < 60
+    assert [(c["name"], c["pending"]) for c in group["consumers"]] == [("hung", 2)]
+    [enrich] = streams[stuck_pipeline["cleaned"]]["groups"]
+    assert (enrich["lag"], enrich["pending"]) == (0, 0)
+    assert status["dlq_length"] == 3
+    assert status["dlq_by_reason"] == {"clean": {"too_short": 1}, "ingest": {"invalid_json": 2}}
+    assert status["ok"] is True and status["stuck_groups"] == []
+
+
+def test_status_exits_1_when_a_group_is_stuck(stuck_pipeline: dict[str, Any], service_env: dict[str, str]) -> None:
+    time.sleep(1.2)  # the hung consumer's entries are now pending for more than a second
+    run = newsflow_status(service_env, "--json", "--stuck-after", "1")
+    assert run.returncode == 1
+    status = orjson.loads(run.stdout)
+    assert status["stuck_groups"] == [{"stream": stuck_pipeline["raw"], "group": "ingest"}]
+    [group] = next(s for s in status["streams"] if s["name"] == stuck_pipeline["raw"])["groups"]
+    assert group["stuck_entries"] == 2
+
+    table = newsflow_status(service_env, "--stuck-after", "1")
+    assert table.returncode == 1
+    assert "STUCK" in table.stdout and f"{stuck_pipeline['raw']}/ingest" in table.stdout
+    assert "hung" in table.stdout and "invalid_json" in table.stdout
+
+    # Once the hung consumer's entries are acknowledged, the group is healthy again.
+    client = redis.Redis.from_url(service_env["NEWSFLOW_REDIS_URL"])
+    pending = client.xpending_range(stuck_pipeline["raw"], "ingest", min="-", max="+", count=10)
+    client.xack(stuck_pipeline["raw"], "ingest", *[row["message_id"] for row in pending])
+    assert newsflow_status(service_env, "--stuck-after", "1").returncode == 0
+
+
+def test_status_exits_2_when_redis_is_unreachable_without_printing_the_password(service_env: dict[str, str]) -> None:
+    secret = "s3cret-never-printed"
+    env = {**service_env, "NEWSFLOW_REDIS_URL": f"redis://operator:{secret}@127.0.0.1:{free_port()}/0"}
+    run = newsflow_status(env)
+    assert run.returncode == 2
+    assert "cannot read Redis" in run.stderr
+    assert secret not in run.stdout + run.stderr
+
+
+def test_status_watch_json_emits_a_snapshot_per_refresh(
+    stuck_pipeline: dict[str, Any], service_env: dict[str, str]
+) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "shared.cli", "status", "--watch", "--json", "--interval", "0.2"],
+        cwd=ROOT,
+        env=service_env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    snapshots = [orjson.loads(process.stdout.readline()) for _ in range(3)]
+    process.terminate()
+    process.wait(timeout=10)
+    assert len({s["taken_at_ms"] for s in snapshots}) == 3
+    assert all(s["dlq_length"] == 3 for s in snapshots)
