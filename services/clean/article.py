@@ -25,6 +25,8 @@ _ERROR_PAGE = re.compile(
 _SENTENCE_PUNCTUATION = re.compile(r"[.!?。！？]")
 # Thai, Lao, Khmer and Myanmar separate sentences with spaces, not punctuation.
 _UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]")
+# A "text" article that is really a whole HTML document (a scraper that saved the page) goes through HTML mode.
+_HTML_DOCUMENT = re.compile(r"\s*(?:<\?xml[^>]*>\s*)?(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE)
 _BINARY_SHARE = 0.05
 _ERROR_PAGE_MAX_WORDS = 150
 _FALLBACK_TITLE_CHARS = 120
@@ -45,7 +47,7 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
     page_url: str | None = None
     source: SourceRef | None = None
     dropped: Counter[str]
-    if ingest.kind == "html":
+    if ingest.kind == "html" or _HTML_DOCUMENT.match(content):
         page = extract_html(content, url=ingest.url)
         title, paragraphs, authors, published = page.title, page.paragraphs, page.authors, page.published_at
         extractor, dropped, language, site_name, page_url = (

@@ -50,12 +50,13 @@ _META_LANG = re.compile(
 )
 
 
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.-]+\b")
 _BULLET = re.compile(r"^[-*•]\s+")
 # Slideshow captions: "1/50 Headline …", "Photo 3 of 12".
 _GALLERY_ITEM = re.compile(r"^(?:\d{1,3}\s*/\s*\d{1,3}|(?:photo|image|slide|picture)\s+\d+\s+of\s+\d+)\b", re.I)
 # Headings that open the modules after a story: recirculation, comment threads, video playlists.
 _MODULE_HEADING = re.compile(
-    r"^(?:related(?:\s+\w+)?|more\s+(?:from|on|in|stories|news|articles|coverage|headlines)\b.*|other\s+\w+(?:\s+\w+)?|"
+    r"^(?:related(?:\s+\w+)?|more(?:\s+[\w’'-]+){1,5}|other\s+\w+(?:\s+\w+)?|"
     r"recommended(?:\s+\w+)*|you\s+(?:may|might)\s+(?:also\s+)?(?:like|enjoy)|most\s+(?:read|popular|viewed|shared)|"
     r"trending(?:\s+\w+)?|popular(?:\s+\w+)?|up\s+next|now\s+watching|(?:\d+\s+)?comments?|comentar(?:ios)?|"
     r"kommentare|commentaires|leave\s+a\s+(?:comment|reply)|join\s+the\s+(?:discussion|conversation)|"
@@ -158,9 +159,14 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str]) -> list[str
         content = _BULLET.sub("", line)
         if _MODULE_HEADING.match(content):
             module_starts.append(len(paragraphs))
-        if in_head and (key == title_key or parse_date_line(content) or parse_byline(content, require_marker=True)):
-            # Headline, dateline and byline repeated above the story are metadata, not body.
+        if key == title_key or (in_head and parse_byline(content, require_marker=True)):
+            # The headline repeated in the text, and a byline above the story, are metadata, not body.
             dropped["head"] += 1
+        elif count_words(content) <= _HEAD_LINE_WORDS and parse_date_line(content):
+            dropped["date"] += 1
+        elif count_words(content) <= _HEAD_LINE_WORDS and _EMAIL.search(content):
+            # "Write to Jane Doe at jane@example.com": contact furniture.
+            dropped["chrome"] += 1
         elif key in seen and len(words_of(line)) > 3:
             dropped["duplicate"] += 1
         elif _GALLERY_ITEM.match(content):

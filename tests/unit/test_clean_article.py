@@ -152,3 +152,11 @@ def test_any_html_gives_a_section_or_a_rejection(content: str) -> None:
         return
     assert result.title
     assert result.body.strip()
+
+
+def test_html_document_sent_as_text_is_extracted_as_html() -> None:
+    head = "<!DOCTYPE html><html><head><title>Night trains</title></head>"
+    html = f"{head}<body><nav>Home</nav><p>{STORY}</p></body></html>"
+    result = clean_article(ingest(html, kind="text"))
+    assert result.body == STORY
+    assert result.extractor.startswith("trafilatura")
