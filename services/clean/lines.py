@@ -95,6 +95,15 @@ _PROMO_WORDS = re.compile(
     re.IGNORECASE,
 )
 _COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b|all\s+rights\s+reserved)|all\s+rights\s+reserved\.?$", re.I)
+# Photo credits, tag lists and relative timestamps: short lines about the page, not part of the story.
+_PAGE_LABEL = re.compile(
+    r"^(?:(?:photo|image|picture|photograph|illustration|video|graphic)s?(?:\s+credit)?|credits?|"
+    r"tags?|topics?|filed\s+under|categories|category|keywords|more\s+on)\s*[:|]\s*\S.{0,100}$"
+    r"|^\(?(?:AP|AFP|Reuters|Getty|EPA|Shutterstock|PA)(?:\s+Images)?\s*(?:Photo|Images?)\b.{0,80}$"
+    r"|^(?:updated\s+|posted\s+)?\d{1,3}\s+(?:sec|secs|seconds?|mins?|minutes?|hrs?|hours?|days?|weeks?|months?|"
+    r"years?)\s+ago$",
+    re.IGNORECASE,
+)
 _NAV_SEPARATORS = re.compile(r"\s*(?:\||•|·|»|›|/|>)\s*")
 _MEDIA_PLAYER = re.compile(
     r"^(?:play(?:\s+video)?|pause|mute|unmute|fullscreen|current\s+time|duration(?:\s+time)?|loaded|progress|"
@@ -118,7 +127,7 @@ _ROLE_WORDS = re.compile(
 )
 _NAME_SPLIT = re.compile(r"\s*(?:,\s*and\s+|,|\band\b|&|\bund\b|\bet\b|\by\b)\s*", re.IGNORECASE)
 _NAME_TAIL = re.compile(
-    r"\s*(?:[|•·–—]|\s-\s|\bfor\b|\bin\b|\bon\b|\bat\b|\bupdated\b|\bpublished\b|\bposted\b|\d).*$", re.IGNORECASE
+    r"\s*(?:[|•·–—;]|\s-\s|\bfor\b|\bin\b|\bon\b|\bat\b|\bupdated\b|\bpublished\b|\bposted\b|\d).*$", re.IGNORECASE
 )
 _NAME_PARTICLES = frozenset("de del della da di do dos das du van von der den la le bin ibn al el st. y".split())
 _NAME_TOKEN = re.compile(r"^(?:[^\W\d_][.]|[^\W\d_][^\W\d_'’.-]*(?:['’-][^\W\d_]+)*\.?)$")
@@ -255,7 +264,7 @@ def is_chrome(text: str) -> bool:
     """Site furniture: navigation, account, share/comment widgets, legal lines, media-player labels."""
     if len(text) > _MAX_FURNITURE_CHARS:
         return False
-    if _COPYRIGHT.search(text) or _MEDIA_PLAYER.match(text):
+    if _COPYRIGHT.search(text) or _MEDIA_PLAYER.match(text) or _PAGE_LABEL.match(text):
         return True
     words = words_of(text)
     if not words:

@@ -11,6 +11,7 @@ from services.clean.lines import (
     LineKind,
     SourceRef,
     bio_subject,
+    count_words,
     ends_like_sentence,
     is_chrome,
     is_interstitial,
@@ -198,18 +199,24 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
         bare_name_ok = result.title is not None and not result.authors and units[index - 1].kind is LineKind.TITLE
         if _take_byline_or_date(unit, result, allow_bare_name=bare_name_ok):
             continue
-        words = words_of(unit.text)
-        if (
-            result.title is None
-            and hint_key is None
-            and index < _TITLE_WINDOW
-            and 0 < len(words) <= _MAX_TITLE_WORDS
-            and len(unit.text) <= _MAX_TITLE_CHARS
-            and not unit.text.rstrip("”\"'’").endswith(".")
-        ):
+        if result.title is None and hint_key is None and index < _TITLE_WINDOW and _headline_shaped(unit.text):
+            following = next((u for u in units[index + 1 : first_body] if u.kind is LineKind.BODY), None)
+            if count_words(unit.text) <= 2 and following is not None and _headline_shaped(following.text, 3):
+                # A one- or two-word section label ("WORLD", "Climate crisis") above the real headline.
+                unit.kind = LineKind.CHROME
+                continue
             unit.kind = LineKind.TITLE
             result.title = unit.text
     return first_body
+
+
+def _headline_shaped(text: str, min_words: int = 1) -> bool:
+    words = words_of(text)
+    return (
+        min_words <= len(words) <= _MAX_TITLE_WORDS
+        and len(text) <= _MAX_TITLE_CHARS
+        and not text.rstrip("”\"'’」").endswith((".", "。"))
+    )
 
 
 def _take_byline_or_date(

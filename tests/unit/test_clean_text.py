@@ -421,3 +421,32 @@ def test_extract_text_reports_what_it_dropped() -> None:
     extraction = extract_text(page("Loading Now", "Channel Dredging Approved", LEDE, "Advertisement", SECOND))
     assert extraction.paragraphs == [LEDE, SECOND]
     assert extraction.dropped == {"chrome": 1, "interstitial": 1}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Photo: Getty Images",
+        "Image credit: Harbour Authority",
+        "(AP Photo/Jane Doe)",
+        "Tags: shipping, harbour, environment",
+        "Filed under: City news",
+        "5 hours ago",
+        "Updated 12 minutes ago",
+    ],
+)
+def test_page_labels_are_chrome(line: str) -> None:
+    assert is_chrome(line)
+
+
+def test_section_label_above_the_headline_is_not_the_title() -> None:
+    result = clean(page("WORLD", "Harbour Channel Will Be Dredged Despite Objections", LEDE, SECOND))
+    assert result.title == "Harbour Channel Will Be Dredged Despite Objections"
+    assert "WORLD" not in result.body
+    assert result.body == f"{LEDE}\n\n{SECOND}"
+
+
+def test_wire_credit_line_at_the_end_is_a_byline() -> None:
+    result = clean(page("Channel Dredging Approved", LEDE, SECOND, "Reporting by Miriam Hale; Editing by Tom Ruiz"))
+    assert result.body == f"{LEDE}\n\n{SECOND}"
+    assert result.authors == ["Miriam Hale"]
