@@ -1,0 +1,331 @@
+"""docker-compose.yml checked without a Docker engine: the Compose schema, its commands, healthchecks, secrets and
+Redis ACL users, and each service's command run locally the way compose runs it (against a test-owned Redis
+with the ACL file rendered by the same script the redis container runs)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jsonschema
+import pytest
+import redis
+import typer
+import yaml
+
+from shared.streams import STAGES
+from tests.conftest import FIXTURES, ROOT, SEED, ServiceProcess, free_port, redis_server_binary, wait_for
+
+pytestmark = pytest.mark.integration
+
+COMPOSE = ROOT / "docker-compose.yml"
+ENV_EXAMPLE = ROOT / ".env.example"
+SCHEMA = FIXTURES / "compose" / "compose-spec.json"
+VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
+
+
+def compose() -> dict[str, Any]:
+    return dict(yaml.safe_load(COMPOSE.read_text()))
+
+
+def interpolate(value: Any, env: dict[str, str]) -> Any:
+    """Compose's ${VAR}, ${VAR:-default}, ${VAR:?error} and $$, applied through the whole document."""
+    if isinstance(value, dict):
+        return {k: interpolate(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def substitute(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name, operator, argument = match.group(1), match.group(2), match.group(3)
+        current = env.get(name)
+        unset = current is None or (operator is not None and operator.startswith(":") and current == "")
+        if operator in (":-", "-") and unset:
+            return str(argument)
+        if operator in (":?", "?") and unset:
+            raise KeyError(f"{name}: {argument}")
+        return current or ""
+
+    return VARIABLE.sub(substitute, value)
+
+
+def example_env() -> dict[str, str]:
+    return dict(
+        line.split("=", 1) for line in ENV_EXAMPLE.read_text().splitlines() if line and not line.startswith("#")
+    )
+
+
+def generated_env() -> dict[str, str]:
+    """What `sh deploy/gen-env.sh > .env` produces."""
+    run = subprocess.run(["sh", str(ROOT / "deploy" / "gen-env.sh")], capture_output=True, text=True, check=True)
+    return dict(line.split("=", 1) for line in run.stdout.splitlines() if line and not line.startswith("#"))
+
+
+def newsflow_services(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: spec for name, spec in document["services"].items() if spec.get("image") == "newsflow:latest"}
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    schema = json.loads(SCHEMA.read_text())
+    validator_class = jsonschema.validators.validator_for(schema)
+    validator_class.check_schema(schema)
+    errors = list(validator_class(schema).iter_errors(compose()))
+    assert not errors, [f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors]
+    # The schema does catch mistakes: a misspelt key fails it.
+    broken = compose()
+    broken["services"]["clean"]["restart_policy"] = "always"
+    assert list(validator_class(schema).iter_errors(broken))
+
+
+def test_every_variable_is_documented_and_every_secret_is_required() -> None:
+    used = {m.group(1) for m in VARIABLE.finditer(COMPOSE.read_text()) if m.group(1)}
+    documented = example_env()
+    assert used <= set(documented), f"not in .env.example: {sorted(used - set(documented))}"
+    required = {m.group(1) for m in VARIABLE.finditer(COMPOSE.read_text()) if m.group(2) == ":?"}
+    assert {"NEWSFLOW_API_TOKEN", "POSTGRES_PASSWORD", "REDIS_INGEST_PASSWORD"} <= required
+    # No secret ships with a value: with .env.example as is, compose refuses to start.
+    assert all(documented[name] == "" for name in required)
+    with pytest.raises(KeyError, match=r"set \w+ in \.env"):
+        interpolate(compose(), documented)
+    filled = generated_env()
+    assert all(len(filled[name]) >= 32 and re.fullmatch(r"[0-9a-f]+", filled[name]) for name in required)
+    assert len({filled[name] for name in required}) == len(required), "every secret is its own"
+    interpolate(compose(), filled)
+
+
+def test_services_scale_restart_and_stay_off_public_interfaces() -> None:
+    document = interpolate(compose(), generated_env())
+    assert set(newsflow_services(document)) == set(STAGES)
+    for name, spec in document["services"].items():
+        assert "container_name" not in spec, f"{name}: container_name prevents --scale"
+        assert spec["restart"] == "unless-stopped", name
+        assert spec["healthcheck"]["test"], name
+    published = {name: spec.get("ports", []) for name, spec in document["services"].items()}
+    assert {name for name, ports in published.items() if ports} == {"redis", "ingest"}
+    for ports in published.values():
+        assert all(str(port).startswith("127.0.0.1:") for port in ports), ports
+    redis_spec = document["services"]["redis"]
+    assert "--appendonly" in redis_spec["command"] and "yes" in redis_spec["command"]
+    assert any(volume.endswith(":/var/lib/postgresql/data") for volume in document["services"]["postgres"]["volumes"])
+    for name, spec in newsflow_services(document).items():
+        url = spec["environment"]["NEWSFLOW_REDIS_URL"]
+        assert url.startswith(f"redis://{name}:"), "each service connects as its own ACL user"
+        other_secrets = [v for k, v in generated_env().items() if "PASSWORD" in k and name.upper() not in k]
+        assert not any(secret in json.dumps(spec) for secret in other_secrets if secret and "POSTGRES" not in secret)
+
+
+def test_commands_and_healthchecks_match_the_code() -> None:
+    from shared.cli import app
+    from shared.http import build_app
+    from shared.settings import Settings
+
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["newsflow"]' in dockerfile
+    assert re.search(r"^USER newsflow$", dockerfile, re.M), "the image runs as a non-root user"
+    cli = typer.main.get_command(app)
+    document = compose()
+    for name, spec in newsflow_services(document).items():
+        command_name, *args = spec["command"]
+        command = cli.commands[command_name]  # type: ignore[attr-defined]
+        command.make_context(command_name, list(args))  # parses: the arguments are valid for the command
+        assert args == [name]
+        healthcheck = " ".join(spec["healthcheck"]["test"][1:])
+        [path] = re.findall(r"'(/[a-z]+)'", healthcheck)
+        routes = {route.path for route in build_app(name, "s", "g", Settings(), redis.asyncio.Redis()).routes}
+        assert path in routes, f"{name}: healthcheck hits {path}, which the service does not serve"
+
+
+class AclRedis:
+    """A test-owned redis-server started with the ACL file rendered by deploy/redis/render-acl.sh."""
+
+    def __init__(self, workdir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        workdir.mkdir(parents=True, exist_ok=True)
+        acl = workdir / "users.acl"
+        rendered = subprocess.run(
+            ["sh", str(ROOT / "deploy" / "redis" / "render-acl.sh")], env=env, capture_output=True, text=True
+        )
+        assert rendered.returncode == 0, rendered.stderr
+        acl.write_text(rendered.stdout)
+        self.acl_text = rendered.stdout
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(workdir),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--aclfile",
+                str(acl),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                if redis.Redis(port=self.port).ping():  # the default user may PING, nothing else
+                    break
+            except redis.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "redis-server with the ACL file did not start"
+            time.sleep(0.05)
+
+    def client(self, user: str, password: str) -> redis.Redis:
+        return redis.Redis(port=self.port, username=user, password=password)
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def stack_env(key_prefix: str) -> dict[str, str]:
+    return {**generated_env(), "NEWSFLOW_KEY_PREFIX": key_prefix}
+
+
+@pytest.fixture
+def acl_redis(tmp_path: Path, stack_env: dict[str, str]) -> Iterator[AclRedis]:
+    server = AclRedis(tmp_path / "acl-redis", {"PATH": "/usr/bin:/bin", **stack_env})
+    yield server
+    server.stop()
+
+
+def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env: dict[str, str]) -> None:
+    prefix = stack_env["NEWSFLOW_KEY_PREFIX"]
+    assert "PASSWORD" not in acl_redis.acl_text and stack_env["REDIS_INGEST_PASSWORD"] not in acl_redis.acl_text
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        redis.Redis(port=acl_redis.port).xadd(f"{prefix}:raw", {"data": b"{}"})
+    ingest = acl_redis.client("ingest", stack_env["REDIS_INGEST_PASSWORD"])
+    for stream in ("raw", "ingested", "dlq"):
+        ingest.xadd(f"{prefix}:{stream}", {"data": b"{}"})
+    for forbidden in (f"{prefix}:cleaned", f"{prefix}:published", "other:raw"):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            ingest.xadd(forbidden, {"data": b"{}"})
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        ingest.flushall()
+    producer = acl_redis.client("producer", stack_env["REDIS_PRODUCER_PASSWORD"])
+    producer.xadd(f"{prefix}:raw", {"data": b"{}"})
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        producer.xrange(f"{prefix}:raw")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        producer.xadd(f"{prefix}:ingested", {"data": b"{}"})
+    operator = acl_redis.client("operator", stack_env["REDIS_OPERATOR_PASSWORD"])
+    assert operator.xlen(f"{prefix}:raw") == 2  # ingest's and the producer's
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        operator.config_get("*")
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        acl_redis.client("ingest", stack_env["REDIS_CLEAN_PASSWORD"]).ping()
+
+
+def service_environment(
+    spec: dict[str, Any], stack_env: dict[str, str], redis_port: int, tmp_path: Path, http_port: int
+) -> dict[str, str]:
+    """The container's environment as compose builds it, pointed at this machine's test Redis and a SQLite file."""
+    environment = {k: str(v) for k, v in interpolate(spec["environment"], stack_env).items()}
+    environment["NEWSFLOW_REDIS_URL"] = environment["NEWSFLOW_REDIS_URL"].replace(
+        "@redis:6379/", f"@127.0.0.1:{redis_port}/"
+    )
+    # PostgreSQL of the stack is not here; the storage backends have their own tests.
+    environment["NEWSFLOW_STORAGE_URL"] = f"sqlite:///{tmp_path / 'compose.db'}"
+    environment["NEWSFLOW_HTTP_HOST"] = "127.0.0.1"
+    environment["NEWSFLOW_HTTP_PORT"] = str(http_port)
+    environment["NEWSFLOW_DATA_DIR"] = str(tmp_path / "data")
+    environment["NEWSFLOW_CLAIM_INTERVAL_MS"] = "500"
+    import os
+
+    return {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "PYTHONUNBUFFERED": "1", **environment}
+
+
+@pytest.mark.slow
+def test_each_service_runs_as_compose_runs_it(
+    acl_redis: AclRedis,
+    stack_env: dict[str, str],
+    tmp_path: Path,
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    document = compose()
+    services: dict[str, tuple[ServiceProcess, dict[str, str]]] = {}
+    for name in reversed(STAGES):  # downstream first, as compose would have them all up
+        spec = newsflow_services(document)[name]
+        env = service_environment(spec, stack_env, acl_redis.port, tmp_path, free_port())
+        # The image's entrypoint is `newsflow`: run the same command line through this checkout's CLI.
+        command = [sys.executable, "-m", "shared.cli", *spec["command"]]
+        services[name] = (start_service(name, env, command), env)
+
+    for name, (_, env) in services.items():
+        kind, check = (
+            newsflow_services(document)[name]["healthcheck"]["test"][0],
+            " ".join(newsflow_services(document)[name]["healthcheck"]["test"][1:]),
+        )
+        assert kind == "CMD-SHELL"
+        run = subprocess.run(["sh", "-c", interpolate(check, {})], env=env, capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0, f"{name} healthcheck failed: {run.stderr}"
+        ready = httpx.get(f"http://127.0.0.1:{env['NEWSFLOW_HTTP_PORT']}/readyz")
+        assert ready.status_code == 200, (name, ready.text)
+
+    ingest_env = services["ingest"][1]
+    response = httpx.post(
+        f"http://127.0.0.1:{ingest_env['NEWSFLOW_HTTP_PORT']}/articles",
+        json={"id": "compose-seed", "text": SEED.read_text()},
+        headers={"Authorization": f"Bearer {stack_env['NEWSFLOW_API_TOKEN']}"},
+    )
+    assert response.status_code == 202, response.text
+    [queued] = response.json()["queued"]
+
+    prefix = stack_env["NEWSFLOW_KEY_PREFIX"]
+    operator = acl_redis.client("operator", stack_env["REDIS_OPERATOR_PASSWORD"])
+
+    def published_ids() -> list[bytes]:
+        return [fields[b"data"] for _, fields in operator.xrange(f"{prefix}:published")]
+
+    def report() -> str:
+        return "\n".join(f"--- {n}\n" + "\n".join(p.lines[-15:]) for n, (p, _) in services.items())
+
+    try:
+        wait_for(lambda: published_ids(), timeout=120, what="the article to pass all four services")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{report()}") from None
+    [published] = published_ids()
+    assert json.loads(published)["id"] == queued["article_id"]
+    for stream in ("raw", "ingested", "cleaned", "enriched"):
+        assert (
+            operator.xpending(f"{prefix}:{stream}", STAGES[("raw", "ingested", "cleaned", "enriched").index(stream)])[
+                "pending"
+            ]
+            == 0
+        )
+    assert operator.xlen(f"{prefix}:dlq") == 0, report()
+
+    # `newsflow status` as the operator user.
+    status = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "status", "--json"],
+        cwd=ROOT,
+        env={
+            **ingest_env,
+            "NEWSFLOW_REDIS_URL": f"redis://operator:{stack_env['REDIS_OPERATOR_PASSWORD']}"
+            f"@127.0.0.1:{acl_redis.port}/0",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    assert shlex.quote(stack_env["REDIS_OPERATOR_PASSWORD"]) not in status.stdout + status.stderr
