@@ -23,7 +23,7 @@ from services.clean.lines import (
     parse_datetime,
     words_of,
 )
-from services.clean.text import extract_text, split_units
+from services.clean.text import extract_text, split_units, tail_bios
 from services.clean.unicode import matching_form, repair_text
 
 # trafilatura logs every page it cannot handle at WARNING/ERROR; the clean stage reports outcomes itself.
@@ -112,6 +112,11 @@ def extract_html(html: str, *, url: str | None = None) -> HtmlExtraction:
         result.published_at = parse_datetime(document.date) if document.date else None
         result.authors = _plausible_authors(_split_authors(document.author), result.site_name, result.url or url)
         result.paragraphs = _post_clean(repair_text(document.text or ""), result.title, result.dropped)
+        bios = tail_bios(result.paragraphs, result.authors)
+        if bios:
+            result.dropped["bio"] += len(bios)
+            result.authors = result.authors or [name for name in bios.values() if name][:1]
+            result.paragraphs = [p for index, p in enumerate(result.paragraphs) if index not in bios]
 
     if count_words("\n".join(result.paragraphs)) < _SUSPICIOUS_WORDS:
         _apply_fallback(html, result)
@@ -159,7 +164,7 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str]) -> list[str
         content = _BULLET.sub("", line)
         if _MODULE_HEADING.match(content):
             module_starts.append(len(paragraphs))
-        if key == title_key or (in_head and parse_byline(content, require_marker=True)):
+        if key == title_key or (in_head and parse_byline(content, require_marker=True) is not None):
             # The headline repeated in the text, and a byline above the story, are metadata, not body.
             dropped["head"] += 1
         elif count_words(content) <= _HEAD_LINE_WORDS and parse_date_line(content):

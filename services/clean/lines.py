@@ -48,7 +48,7 @@ CHROME_WORDS = frozenset(
     photo photos image images show hide all see tags tag topics topic filed categories category latest breaking news
     up now free trial premium donate support feedback help faq sitemap rss app apps download jump section sections
     edition editions upgrade cancel submit reading notifications notification alerts alert bookmark save saved saves
-    load loaded
+    load loaded like likes
     """.split()
 )
 # Function words that may sit between furniture words ("Sign up for our newsletter", "Back to top").
@@ -117,6 +117,16 @@ _MEDIA_PLAYER = re.compile(
 _BY_PREFIX = re.compile(
     r"^(?:(?:written|reported|words|story|text|photos?|reporting|posted|published)\s+)?(?:by|par|von|por|door)"
     r"\s*[:\-]?\s+(?P<rest>.+)$|^(?:authors?|writer|byline|reporter)\s*[:\-–—]\s*(?P<rest2>.+)$",
+    re.IGNORECASE,
+)
+# "Posted on March 14, 2023 by Gail Porter": a dateline that ends in the byline.
+_DATED_BY = re.compile(
+    r"^(?:(?:posted|published|updated|written)\s+(?:on\s+)?)?[\w ,.:/-]{4,40}?\d[\w ,.:/-]{0,20}?\s+by\s+(?P<rest>.+)$",
+    re.I,
+)
+# A byline naming a newsroom rather than a person.
+_ORGANISATION = re.compile(
+    r"\b(?:staff|desk|team|editors|editorial|reporters|wire|bureau|newsroom|agency|press|news|service|services)\b",
     re.IGNORECASE,
 )
 _ROLE_WORDS = re.compile(
@@ -335,17 +345,23 @@ def _clean_name(raw: str) -> str | None:
 def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bool = False) -> list[str] | None:
     """Author names if the line is a byline ("By Jane Doe", "Jane Doe | Staff Writer", "Author: Jane Doe").
 
+    An empty list is a byline that names no person ("By TMZ Staff", "By the Associated Press"); None is no byline.
+
     `allow_bare_name` accepts a line that is only a name (right under a headline); `require_marker` demands a "By"
     prefix or a role ("Staff Writer"), for lines away from the head where a list of names may be body text.
     """
     if len(text) > 160 or (ends_like_sentence(text) and len(words_of(text)) > 12):
         return None
-    match = _BY_PREFIX.match(text)
+    match = _BY_PREFIX.match(text) or _DATED_BY.match(text)
     if match:
-        rest = match.group("rest") or match.group("rest2") or ""
+        groups = match.groupdict()
+        rest = groups.get("rest") or groups.get("rest2") or ""
         rest = _NAME_TAIL.sub("", rest)
-        candidates = [_clean_name(part) for part in _NAME_SPLIT.split(rest) if part.strip()]
-        found = [name for name in candidates if name]
+        parts = [part for part in _NAME_SPLIT.split(rest) if part.strip()]
+        people = [part for part in parts if not _ORGANISATION.search(part)]
+        found = [name for name in map(_clean_name, people) if name]
+        if not found and parts and len(people) < len(parts) and len(words_of(rest)) <= 6:
+            return []
         return found or None
     parts = [part for part in re.split(r"\s*(?:[|•·–—]|\s-\s)\s*|\s*,\s+", text) if part.strip()]
     if len(parts) >= 2:

@@ -22,6 +22,12 @@ from services.clean.lines import (
 )
 from services.clean.unicode import matching_form, repair_text
 
+# The start of a comment thread: "Leave a Reply", "12 Comments", "2 thoughts on “…”".
+_COMMENTS_START = re.compile(
+    r"^(?:\d+\s+)?(?:comments?|thoughts?\s+on|responses?\s+to|replies\s+to)\b|^(?:leave|post|add|write)\s+a\s+"
+    r"(?:reply|comment|response)\b|^join\s+the\s+(?:discussion|conversation)\b",
+    re.IGNORECASE,
+)
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 # A title is a headline: short, and not closed by a full stop (questions and exclamations are fine).
 _MAX_TITLE_WORDS = 30
@@ -29,6 +35,8 @@ _MAX_TITLE_CHARS = 250
 # How many leading units may precede the title (top chrome, a kicker, a date).
 _TITLE_WINDOW = 8
 _SHORT_LINE_WORDS = 8
+# Shorter headline-shaped lines above the story are more often section labels ("World", "Climate crisis").
+_MIN_HEADLINE_WORDS = 3
 
 
 @dataclass
@@ -187,27 +195,46 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
     first_body = next(
         (i for i, unit in enumerate(units) if unit.kind is LineKind.BODY and _is_prose(unit.text)), len(units)
     )
+    head = range(min(first_body, _TITLE_WINDOW + 4))
     hint_key = matching_form(title_hint) if title_hint else None
-    for index, unit in enumerate(units[: min(first_body, _TITLE_WINDOW + 4)]):
+    for index in head:
+        unit = units[index]
         if unit.kind is not LineKind.BODY:
             continue
         if hint_key is not None and matching_form(unit.text) == hint_key:
             unit.kind = LineKind.TITLE
             result.title = result.title or unit.text
-            continue
+        else:
+            _take_byline_or_date(unit, result, allow_bare_name=False)
+
+    title_index = next((i for i in head if units[i].kind is LineKind.TITLE), None)
+    if title_index is None and hint_key is None:
+        title_index = _choose_title(units, [i for i in head if i < _TITLE_WINDOW])
+        if title_index is not None:
+            units[title_index].kind = LineKind.TITLE
+            result.title = units[title_index].text
+            # Headline-shaped lines above the headline are section labels and taglines.
+            for index in range(title_index):
+                if units[index].kind is LineKind.BODY:
+                    units[index].kind = LineKind.CHROME
+    if title_index is not None and title_index + 1 < first_body and not result.authors:
         # A bare name counts as the byline only right under the headline, and only if no explicit byline exists.
-        bare_name_ok = result.title is not None and not result.authors and units[index - 1].kind is LineKind.TITLE
-        if _take_byline_or_date(unit, result, allow_bare_name=bare_name_ok):
-            continue
-        if result.title is None and hint_key is None and index < _TITLE_WINDOW and _headline_shaped(unit.text):
-            following = next((u for u in units[index + 1 : first_body] if u.kind is LineKind.BODY), None)
-            if count_words(unit.text) <= 2 and following is not None and _headline_shaped(following.text, 3):
-                # A one- or two-word section label ("WORLD", "Climate crisis") above the real headline.
-                unit.kind = LineKind.CHROME
-                continue
-            unit.kind = LineKind.TITLE
-            result.title = unit.text
+        _take_byline_or_date(units[title_index + 1], result, allow_bare_name=True)
     return first_body
+
+
+def _choose_title(units: list[_Unit], head: list[int]) -> int | None:
+    """The headline: the last headline-shaped line above the byline/dateline, else the first substantial one."""
+    candidates = [i for i in head if units[i].kind is LineKind.BODY and _headline_shaped(units[i].text)]
+    if not candidates:
+        return None
+    anchor = next((i for i in head if units[i].kind in (LineKind.BYLINE, LineKind.DATE)), None)
+    if anchor is not None:
+        above = [i for i in candidates if i < anchor]
+        if above:
+            return above[-1]
+    substantial = [i for i in candidates if count_words(units[i].text) >= _MIN_HEADLINE_WORDS]
+    return substantial[0] if substantial else candidates[0]
 
 
 def _headline_shaped(text: str, min_words: int = 1) -> bool:
@@ -223,12 +250,14 @@ def _take_byline_or_date(
     unit: _Unit, result: TextExtraction, *, allow_bare_name: bool, require_marker: bool = False
 ) -> bool:
     authors = parse_byline(unit.text, allow_bare_name=allow_bare_name, require_marker=require_marker)
-    if authors:
+    if authors is not None:
         unit.kind = LineKind.BYLINE
         for author in authors:
             if author not in result.authors:
                 result.authors.append(author)
-        dated = parse_date_line(re.split(r"[|•·]|\s[-–—]\s", unit.text, maxsplit=1)[-1])
+        # "By Jane Doe | March 3, 2024" or "Posted on March 3, 2024 by Jane Doe": the date rides along.
+        parts = re.split(r"[|•·]|\s[-–—]\s|\s+by\s+", unit.text, flags=re.IGNORECASE)
+        dated = next((found for found in map(parse_date_line, parts) if found), None)
         if dated and result.published_at is None:
             result.published_at = dated[0]
         return True
@@ -251,37 +280,48 @@ def _mark_bylines_anywhere(units: list[_Unit], result: TextExtraction, first_bod
             _take_byline_or_date(unit, result, allow_bare_name=False, require_marker=True)
 
 
-def _mark_tail_bios(units: list[_Unit], result: TextExtraction) -> None:
-    """Author bios sit after the story (before or after the source line): walk back until real body text."""
-    # Collect the trailing run of body paragraphs that could be bios ("He has written …" only as a continuation).
-    # Short non-sentence lines in the tail ("Cancel reply") are no evidence of story text, so the walk passes them.
-    trailing: list[_Unit] = []
-    for unit in reversed(units):
-        if unit.kind is not LineKind.BODY or not _is_prose(unit.text):
+def tail_bios(paragraphs: list[str], authors: list[str]) -> dict[int, str]:
+    """Author bios at the end of a story: {paragraph index: the writer's name, or "" when it is not stated}.
+
+    Bios sit after the story (before or after a source line). Short non-sentence lines ("Cancel reply") are no
+    evidence of story text, so the backwards walk passes them; it stops at the first paragraph of story prose.
+    """
+    trailing: list[int] = []
+    for index in range(len(paragraphs) - 1, -1, -1):
+        if not _is_prose(paragraphs[index]):
             continue
-        if bio_subject(unit.text, result.authors, previous_was_bio=True) is None:
+        if bio_subject(paragraphs[index], authors, previous_was_bio=True) is None:
             break
-        trailing.append(unit)
-    # Then judge that run in reading order, so a pronoun paragraph counts only after a named bio.
+        trailing.append(index)
+    # Judge that run in reading order, so a pronoun paragraph ("He has written …") counts only after a named bio.
+    bios: dict[int, str] = {}
     previous_was_bio = False
-    for unit in reversed(trailing):
-        name = bio_subject(unit.text, result.authors, previous_was_bio=previous_was_bio)
+    for index in reversed(trailing):
+        name = bio_subject(paragraphs[index], authors, previous_was_bio=previous_was_bio)
         previous_was_bio = name is not None
-        if name is None:
-            continue
-        unit.kind = LineKind.BIO
+        if name is not None:
+            bios[index] = name
+    return bios
+
+
+def _mark_tail_bios(units: list[_Unit], result: TextExtraction) -> None:
+    body = [unit for unit in units if unit.kind is LineKind.BODY]
+    for index, name in tail_bios([unit.text for unit in body], result.authors).items():
+        body[index].kind = LineKind.BIO
         if name and not result.authors:
             result.authors.append(name)
 
 
 def _mark_end_matter(units: list[_Unit]) -> None:
-    """After the source line or bio that closes the story, whatever is not prose is page furniture."""
+    """After the source line, bio, credit line or comment-thread heading that closes the story, whatever is not
+    prose is page furniture."""
     end_matter = None
     for index in range(len(units) - 1, -1, -1):
         unit = units[index]
         if unit.kind is LineKind.BODY and _is_prose(unit.text):
             break
-        if unit.kind in (LineKind.SOURCE, LineKind.BIO):
+        closes_story = unit.kind in (LineKind.SOURCE, LineKind.BIO, LineKind.BYLINE)
+        if closes_story or (unit.kind is LineKind.BODY and _COMMENTS_START.match(unit.text)):
             end_matter = index
     if end_matter is None:
         return

@@ -245,3 +245,13 @@ def test_herald_sun_opinion_column_loses_its_other_columns_module() -> None:
     result = clean((NEWS_PAGES / row["html"]).read_text(encoding="utf-8"))
     assert "Other Opinion Columns" not in result.body
     assert "Ikea" not in result.body
+
+
+def test_author_bio_after_the_story_leaves_the_body() -> None:
+    bio = (
+        "<p>Lena Fischer is a staff writer covering city hall and transport. She previously reported for a "
+        "regional newspaper and is based in Hamburg.</p>"
+    )
+    result = clean(article_page(extra_body=bio))
+    assert result.body == "\n\n".join(PARAGRAPHS)
+    assert result.dropped["bio"] == 1

@@ -450,3 +450,60 @@ def test_wire_credit_line_at_the_end_is_a_byline() -> None:
     result = clean(page("Channel Dredging Approved", LEDE, SECOND, "Reporting by Miriam Hale; Editing by Tom Ruiz"))
     assert result.body == f"{LEDE}\n\n{SECOND}"
     assert result.authors == ["Miriam Hale"]
+
+
+# --- whole pages laid out like common sites (tests/fixtures/clean) ---------------------------------------------
+
+SITE_PAGES = Path(__file__).parents[1] / "fixtures" / "clean"
+
+
+@pytest.mark.parametrize(
+    ("name", "title", "authors", "day", "first", "last", "paragraphs"),
+    [
+        (
+            "reuters-style",
+            "Germany to boost defence spending as economy stalls, sources say",
+            ["Maria Martinez", "Andreas Rinke"],
+            None,
+            "BERLIN, Nov 26 (Reuters) - Germany plans",
+            "declined to comment on the figures.",
+            3,
+        ),
+        (
+            "wordpress-style",
+            "Why our town's library is the busiest building on Main Street",
+            ["Gail Porter"],
+            "2023-03-14",
+            "When the library extended its opening hours",
+            "fund two more staff positions.",
+            3,
+        ),
+        (
+            "medium-style",
+            "The Quiet Cost of Always-On Notifications",
+            ["Dana Whitfield"],
+            "2024-01-09",
+            "Every buzz pulls attention somewhere else.",
+            "hold messages until the afternoon.",
+            3,
+        ),
+    ],
+)
+def test_site_shaped_pages(
+    name: str, title: str, authors: list[str], day: str | None, first: str, last: str, paragraphs: int
+) -> None:
+    result = clean((SITE_PAGES / f"{name}.txt").read_text(encoding="utf-8"))
+    assert result.title == title
+    assert result.authors == authors
+    assert (result.published_at.date().isoformat() if result.published_at else None) == day
+    assert result.body.startswith(first)
+    assert result.body.endswith(last)
+    assert len(result.body.split("\n\n")) == paragraphs
+
+
+@pytest.mark.parametrize("line", ["By TMZ Staff", "By the Associated Press", "By Reuters Staff"])
+def test_newsroom_bylines_name_no_person(line: str) -> None:
+    assert parse_byline(line) == []
+    result = clean(page("Channel Dredging Approved", line, LEDE, SECOND))
+    assert result.authors == []
+    assert result.body == f"{LEDE}\n\n{SECOND}"
