@@ -1,0 +1,173 @@
+"""Secrets never reach the logs; markup is never stored or echoed back.
+
+Services run against a password-protected, test-owned redis-server; the run includes an outage (so the retry
+warnings with their error messages are logged), bad input (DLQ lines), refused HTTP calls and `newsflow status`.
+"""
+
+from __future__ import annotations
+
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from shared.events import CleanedArticle
+from tests.conftest import ROOT, SEED, ServiceProcess, free_port, redis_server_binary, wait_for
+
+pytestmark = pytest.mark.integration
+
+SCRIPTED_PAGE = """<!doctype html><html><head><title>Harbour <b>reopens</b></title>
+<script>document.write('<img src=x onerror=alert(1)>')</script><style>p{color:red}</style></head>
+<body><article><h1>Harbour <em>reopens</em> after the storm</h1>
+<p>The harbour reopened on Monday after a week of repairs, the port authority said in a statement.</p>
+<p>Fishing boats returned to their moorings and the ferry service resumed its
+<a href="javascript:alert(1)">timetable</a> with the first crossing at dawn,
+carrying more than two hundred passengers.</p>
+<p>Repairs to the sea wall will continue through the spring, officials added.</p></article></body></html>"""
+
+
+class PasswordRedis:
+    """A test-owned redis-server that requires a password (requirepass), restartable on the same port."""
+
+    def __init__(self, workdir: Path, password: str) -> None:
+        self.port = free_port()
+        self.password = password
+        self.workdir = workdir
+        self.url = f"redis://:{password}@127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.workdir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--requirepass",
+                self.password,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        wait_for(lambda: self._answers(client), timeout=10, interval=0.05, what="password redis to start")
+
+    @staticmethod
+    def _answers(client: redis.Redis) -> bool:
+        try:
+            return bool(client.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def password_redis(tmp_path: Path) -> Iterator[PasswordRedis]:
+    server = PasswordRedis(tmp_path / "redis", f"pw-{secrets.token_hex(12)}")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_no_secret_in_any_log_line(
+    password_redis: PasswordRedis,
+    service_env: dict[str, str],
+    key_prefix: str,
+    start_service: Callable[..., ServiceProcess],
+) -> None:
+    token = f"tok-{secrets.token_hex(12)}"
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=password_redis.port, password="wrong").ping()
+    ports = {"ingest": free_port(), "clean": free_port()}
+    env = {
+        **service_env,
+        "NEWSFLOW_REDIS_URL": password_redis.url,
+        "NEWSFLOW_API_TOKEN": token,
+        "NEWSFLOW_LOG_LEVEL": "DEBUG",
+    }
+    services = {stage: start_service(stage, {**env, "NEWSFLOW_HTTP_PORT": str(port)}) for stage, port in ports.items()}
+    api = f"http://127.0.0.1:{ports['ingest']}"
+
+    auth = {"Authorization": f"Bearer {token}"}
+    assert httpx.post(f"{api}/articles", json={"text": SEED.read_text()}, headers=auth).status_code == 202
+    assert (
+        httpx.post(
+            f"{api}/articles", json={"html": SCRIPTED_PAGE, "url": "https://example.com/h"}, headers=auth
+        ).status_code
+        == 202
+    )
+    assert httpx.post(f"{api}/articles", json={"text": "x", "html": "y"}, headers=auth).status_code == 422
+    assert (
+        httpx.post(f"{api}/articles", json={"text": "x"}, headers={"Authorization": "Bearer " + token[:-1]}).status_code
+        == 401
+    )
+    client = redis.Redis.from_url(password_redis.url)
+    client.xadd(f"{key_prefix}:raw", {"data": b"\xff\xfe not utf-8"})
+    wait_for(
+        lambda: client.xlen(f"{key_prefix}:cleaned") == 2 and client.xlen(f"{key_prefix}:dlq") == 1,
+        timeout=60,
+        what="both articles cleaned and the bad one dead-lettered",
+    )
+
+    # Markup is never stored: the cleaned article (what enrich and storage build on) is plain text.
+    cleaned = [CleanedArticle.model_validate_json(f[b"data"]) for _, f in client.xrange(f"{key_prefix}:cleaned")]
+    harbour = next(a for a in cleaned if a.ingest.kind == "html")
+    assert harbour.clean is not None
+    for text in (harbour.clean.title, harbour.clean.body):
+        assert "<" not in text and "alert(" not in text, text
+    assert "Harbour reopens" in harbour.clean.title
+
+    # An outage: the services log their retries (with the errors) and carry on when Redis returns.
+    password_redis.stop()
+    time.sleep(3)
+    httpx.get(f"{api}/readyz")
+    httpx.get(f"{api}/metrics")
+    password_redis.start()
+    wait_for(lambda: httpx.get(f"{api}/readyz").status_code == 200, timeout=30, what="ready again")
+    assert (
+        httpx.post(
+            f"{api}/articles", json={"text": SEED.read_text(), "url": "https://example.com/again"}, headers=auth
+        ).status_code
+        == 202
+    )
+    try:
+        wait_for(lambda: client.xlen(f"{key_prefix}:cleaned") == 3, timeout=60, what="processing after the outage")
+    except AssertionError as exc:
+        tails = "\n".join(f"--- {n}\n" + "\n".join(s.lines[-25:]) for n, s in services.items())
+        raise AssertionError(f"{exc}; dlq={client.xlen(f'{key_prefix}:dlq')}\n{tails}") from None
+
+    status_ok = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    password_redis.stop()
+    status_down = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert status_down.returncode == 2
+    for service in services.values():
+        service.stop()
+
+    logs = {stage: service.output() for stage, service in services.items()}
+    logs["status"] = status_ok.stdout + status_ok.stderr + status_down.stdout + status_down.stderr
+    assert "dependency.unavailable" in logs["ingest"] + logs["clean"], "the outage was logged"
+    for where, text in logs.items():
+        assert password_redis.password not in text, f"the Redis password appears in {where}'s output"
+        assert token not in text, f"the API token appears in {where}'s output"
