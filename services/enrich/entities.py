@@ -64,6 +64,9 @@ class FieldText:
     text: str
     doc: Doc
 
+    def __post_init__(self) -> None:
+        self.restored = self.doc.text
+
 
 @dataclass
 class Candidate:
@@ -166,8 +169,10 @@ def _candidate(field_text: FieldText, span: Span) -> Candidate:
             surface, natural = surface[: -len(suffix)], natural[: -len(suffix)]
     doc = span.doc
     following = doc[span.end] if span.end < len(doc) else None
-    opens_line = span.start_char == 0 or doc.text[span.start_char - 1] == "\n"
-    dateline = opens_line and bool(DATELINE_TAIL.match(doc.text, span.end_char))
+    # Doc.text is rebuilt from the tokens on every access: read the field's restored copy instead.
+    restored = field_text.restored
+    opens_line = span.start_char == 0 or restored[span.start_char - 1] == "\n"
+    dateline = opens_line and bool(DATELINE_TAIL.match(restored, span.end_char))
     return Candidate(
         field_text.name,
         start,
