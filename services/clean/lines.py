@@ -203,6 +203,8 @@ _DATE_PREFIX = re.compile(
     re.I,
 )
 _DATE_NOISE = re.compile(r"(?:[|•·]\s*)?\d+\s*min(?:ute)?s?\s+read|\b(?:at|um|à)\b|\bupdated\b.*$", re.I)
+# "Steven Musil January 3, 2016": a date glued to the end of a byline.
+_DATE_AFTER_NAME = re.compile(rf"\s+(?:{_MONTHS})\.?\s+\d.*$", re.IGNORECASE)
 _UPDATED = re.compile(r"^(?:last\s+)?(?:updated|modified)\b", re.I)
 
 
@@ -356,7 +358,7 @@ def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bo
     if match:
         groups = match.groupdict()
         rest = groups.get("rest") or groups.get("rest2") or ""
-        rest = _NAME_TAIL.sub("", rest)
+        rest = _NAME_TAIL.sub("", _DATE_AFTER_NAME.sub("", rest))
         parts = [part for part in _NAME_SPLIT.split(rest) if part.strip()]
         people = [part for part in parts if not _ORGANISATION.search(part)]
         found = [name for name in map(_clean_name, people) if name]
