@@ -361,7 +361,8 @@ def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bo
         rest = _NAME_TAIL.sub("", _DATE_AFTER_NAME.sub("", rest))
         parts = [part for part in _NAME_SPLIT.split(rest) if part.strip()]
         people = [part for part in parts if not _ORGANISATION.search(part)]
-        found = [name for name in map(_clean_name, people) if name]
+        # "By Jane Doe, City Reporter": the role after the comma is not a second author.
+        found = [name for name in map(_clean_name, people) if name and not _ROLE_WORDS.search(name)]
         if not found and parts and len(people) < len(parts) and len(words_of(rest)) <= 6:
             return []
         return found or None

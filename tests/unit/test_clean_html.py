@@ -255,3 +255,30 @@ def test_author_bio_after_the_story_leaves_the_body() -> None:
     result = clean(article_page(extra_body=bio))
     assert result.body == "\n\n".join(PARAGRAPHS)
     assert result.dropped["bio"] == 1
+
+
+def test_schema_org_json_ld_metadata_wins() -> None:
+    json_ld = """<script type="application/ld+json">{"@context": "https://schema.org", "@graph": [
+        {"@type": "WebSite", "name": "Riverside Chronicle"},
+        {"@type": "NewsArticle", "headline": "Depot becomes a park after council vote",
+         "datePublished": "2024-04-07T18:00:00Z",
+         "author": [{"@type": "Person", "name": "Lena Fischer"}, {"@type": "Person", "name": "Omar Haddad"}],
+         "publisher": {"@type": "Organization", "name": "Riverside Chronicle"}}]}</script>"""
+    result = clean(article_page(head=json_ld))
+    assert result.title == "Depot becomes a park after council vote"
+    assert result.authors == ["Lena Fischer", "Omar Haddad"]
+    assert result.published_at == datetime(2024, 4, 7, 18, 0, tzinfo=UTC)
+
+
+def test_marked_up_byline_and_url_date_when_nothing_is_declared() -> None:
+    body = "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
+    html = (
+        "<html><head><title>Depot to become park</title>"
+        "<link rel='canonical' href='https://news.example.org/2024/04/08/depot-park/'></head><body><article>"
+        "<h1>Depot to become park</h1><div class='byline'>By Lena Fischer, City Reporter</div>"
+        f"{body}</article></body></html>"
+    )
+    result = clean(html)
+    assert result.authors == ["Lena Fischer"]
+    assert result.published_at == datetime(2024, 4, 8, tzinfo=UTC)
+    assert result.source_domain == "news.example.org"
