@@ -8,6 +8,7 @@ comment", "Share this story") fall out for the same reasons as the examples we k
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -213,6 +214,14 @@ _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).
 _MAX_FURNITURE_CHARS = 400
 _BIO_VERB_AFTER_NAME = re.compile(rf"\s+{_BIO_VERBS}\b")
+
+
+# The zone abbreviations news sites print most; dateutil knows only UTC/GMT by name.
+_US_ZONES = {
+    "EST": -5 * 3600, "EDT": -4 * 3600, "CST": -6 * 3600, "CDT": -5 * 3600,
+    "MST": -7 * 3600, "MDT": -6 * 3600, "PST": -8 * 3600, "PDT": -7 * 3600,
+    "BST": 3600, "CET": 3600, "CEST": 2 * 3600,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -484,7 +493,10 @@ def parse_datetime(text: str) -> datetime | None:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         try:
-            parsed = date_parser.parse(text, fuzzy=True)
+            with warnings.catch_warnings():
+                # dateutil warns on zone names it cannot map ("PST"); such times are taken as UTC below.
+                warnings.simplefilter("ignore", date_parser.UnknownTimezoneWarning)
+                parsed = date_parser.parse(text, fuzzy=True, tzinfos=_US_ZONES)
         except (ValueError, OverflowError, TypeError, date_parser.ParserError):
             return None
     if not 1900 <= parsed.year <= 2200:
