@@ -217,7 +217,7 @@ class Stage(Generic[In, Out]):
         http = await serve_http(self)  # /healthz, /readyz, /metrics (+ POST /articles on ingest)
         log.info("stage.started", stage=self.name, stream=self.input_stream, group=self.group, consumer=self.consumer)
         self._tasks = [
-            asyncio.create_task(self._every(self.settings.claim_interval_ms / 1000, self.claim_once)),
+            asyncio.create_task(self._recover_then_claim()),
             asyncio.create_task(self._every(self.settings.trim_interval_s, self.trim_input)),
         ]
         try:
@@ -234,6 +234,13 @@ class Stage(Generic[In, Out]):
             await self.redis.aclose()
             self._redis = None
             log.info("stage.stopped", stage=self.name, consumer=self.consumer)
+
+    async def _recover_then_claim(self) -> None:
+        try:
+            await self.recover_own_pending()
+        except TRANSIENT_ERRORS as exc:
+            log.warning("dependency.unavailable", stage=self.name, step="recover_own_pending", error=str(exc))
+        await self._every(self.settings.claim_interval_ms / 1000, self.claim_once)
 
     async def begin_shutdown(self) -> None:
         """Stop retrying transient failures: what is in hand stays pending for another consumer."""
@@ -433,48 +440,89 @@ class Stage(Generic[In, Out]):
                 log.exception("background_job.failed", stage=self.name, job=getattr(job, "__name__", "job"))
 
     async def claim_once(self) -> int:
-        """Claim entries idle past `claim_idle_ms` (their consumer died) and process them; returns how many."""
-        start: bytes | str = "0-0"
+        """Claim entries other consumers left idle past `claim_idle_ms` (they died or hung) and process them.
+
+        XPENDING with IDLE, then XCLAIM — not XAUTOCLAIM, which would also "claim" this process's own in-flight
+        entries from itself (a slow batch) and count a delivery that never happened.
+        """
         claimed_total = 0
+        start = "-"
         while not self._stopping.is_set():
-            next_id, claimed, *rest = await self.redis.xautoclaim(
+            rows = await self.redis.xpending_range(
                 self.input_stream,
                 self.group,
-                self.consumer,
-                min_idle_time=self.settings.claim_idle_ms,
-                start_id=start,
+                min=start,
+                max="+",
                 count=self.settings.batch_size,
+                idle=self.settings.claim_idle_ms,
             )
-            deleted = rest[0] if rest else []
-            if deleted:
-                # Entries removed from the stream while pending: nothing left to process.
-                await self.redis.xack(self.input_stream, self.group, *deleted)
-            if claimed:
-                claimed_total += len(claimed)
-                counts = await self._delivery_counts([mid for mid, _ in claimed])
-                entries = [
-                    StreamEntry(msg_id=mid.decode(), fields=fields or {}, deliveries=counts.get(mid, 1))
-                    for mid, fields in claimed
-                ]
-                log.info(
-                    "entries.claimed",
-                    stage=self.name,
-                    count=len(entries),
-                    max_deliveries_seen=max(e.deliveries for e in entries),
-                )
-                await self._dead_letter_exhausted(entries)
-                await self.run([e for e in entries if e.deliveries <= self.settings.max_deliveries])
-            if next_id in (b"0-0", "0-0"):
+            if not rows:
                 break
-            start = next_id
+            start = "(" + cast(bytes, rows[-1]["message_id"]).decode()
+            theirs = {
+                cast(bytes, row["message_id"]): int(row["times_delivered"])
+                for row in rows
+                if cast(bytes, row["consumer"]).decode() != self.consumer
+            }
+            if theirs:
+                claimed = await self.redis.xclaim(
+                    self.input_stream,
+                    self.group,
+                    self.consumer,
+                    min_idle_time=self.settings.claim_idle_ms,
+                    message_ids=list(theirs),
+                )
+                claimed_total += await self._process_claimed(claimed, theirs)
+            if len(rows) < self.settings.batch_size:
+                break
         await self._remove_dead_consumers()
         return claimed_total
 
-    async def _delivery_counts(self, ids: Sequence[bytes]) -> dict[bytes, int]:
-        rows = await self.redis.xpending_range(
-            self.input_stream, self.group, min=min(ids), max=max(ids), count=len(ids) * 4 + 100
+    async def recover_own_pending(self) -> int:
+        """At start: entries this consumer name read in a previous life and never acknowledged."""
+        recovered = 0
+        while not self._stopping.is_set():
+            reply = await self.redis.xreadgroup(
+                self.group, self.consumer, {self.input_stream: "0"}, count=self.settings.batch_size
+            )
+            own = [(mid, fields) for _, rows in reply for mid, fields in rows]
+            if not own:
+                break
+            rows = await self.redis.xpending_range(
+                self.input_stream,
+                self.group,
+                min=own[0][0],
+                max=own[-1][0],
+                count=len(own) * 2,
+                consumername=self.consumer,
+            )
+            counts = {cast(bytes, r["message_id"]): int(r["times_delivered"]) - 1 for r in rows}
+            recovered += await self._process_claimed(own, counts)
+        return recovered
+
+    async def _process_claimed(
+        self, claimed: Sequence[tuple[bytes, dict[bytes, bytes] | None]], delivered: dict[bytes, int]
+    ) -> int:
+        """Process claimed entries (`delivered` = deliveries before this one); entries deleted meanwhile are acked."""
+        gone = [mid for mid, fields in claimed if not fields]
+        if gone:
+            await self.redis.xack(self.input_stream, self.group, *gone)
+        entries = [
+            StreamEntry(msg_id=mid.decode(), fields=fields, deliveries=delivered.get(mid, 0) + 1)
+            for mid, fields in claimed
+            if fields
+        ]
+        if not entries:
+            return 0
+        log.info(
+            "entries.claimed",
+            stage=self.name,
+            count=len(entries),
+            max_deliveries_seen=max(e.deliveries for e in entries),
         )
-        return {cast(bytes, row["message_id"]): int(row["times_delivered"]) for row in rows}
+        await self._dead_letter_exhausted(entries)
+        await self.run([e for e in entries if e.deliveries <= self.settings.max_deliveries])
+        return len(entries)
 
     async def _dead_letter_exhausted(self, entries: Sequence[StreamEntry]) -> None:
         exhausted = [e for e in entries if e.deliveries > self.settings.max_deliveries]

@@ -11,7 +11,6 @@ from redis.asyncio import Redis
 from shared.events import DeadLetter
 from shared.streams import StreamNames
 
-
 Row = tuple[bytes, dict[bytes, bytes]]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from functools import lru_cache
 from typing import Literal
@@ -12,8 +13,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def default_consumer_name() -> str:
-    """A consumer name unique per process, so replicas never share a pending-entries list."""
-    return f"{socket.gethostname()}-{os.getpid()}"
+    """A consumer name unique per process (a restarted container keeps hostname and pid 1, hence the suffix)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
 class Settings(BaseSettings):

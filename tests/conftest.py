@@ -192,6 +192,9 @@ def start_service(service_env: dict[str, str]) -> Iterator[Callable[..., Service
     yield start
     for service in started:
         service.stop(kill=True)
+        # Shown by pytest only when the test failed: the tail of each service's log.
+        print(f"--- {service.stage} (pid {service.process.pid if service.process else '-'}) ---")
+        print("\n".join(line[:400] for line in service.lines[-25:]))
 
 
 def wait_for(condition: Callable[[], object], timeout: float = 60.0, interval: float = 0.2, what: str = "") -> object:

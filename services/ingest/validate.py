@@ -48,6 +48,10 @@ def validate_raw_article(data: dict[str, Any]) -> RawArticle:
     version = data.pop("schema_version", 1)
     if version != 1:
         raise Rejected("unknown_schema_version", f"schema_version {version!r} is not supported (expected 1)")
+    unknown = sorted(set(data) - set(RawArticle.model_fields))
+    if unknown:
+        raise Rejected("invalid_shape", f"unknown field(s) {', '.join(map(repr, unknown))}; a raw article has "
+                       f"{', '.join(RawArticle.model_fields)}")
     has_text, has_html = data.get("text") is not None, data.get("html") is not None
     if has_text and has_html:
         raise Rejected("both_text_and_html", "give exactly one of 'text' or 'html', not both")

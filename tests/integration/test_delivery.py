@@ -199,3 +199,26 @@ async def test_trim_removes_only_what_every_group_acknowledged(redis: Redis, set
     assert await trim_acknowledged(redis, stream) == 2
     remaining = [mid.decode() for mid, _ in await redis.xrange(stream)]
     assert remaining == ids[2:]  # pending and unread entries survive
+
+
+async def test_claimer_never_claims_its_own_in_flight_entries(redis: Redis, settings: Settings) -> None:
+    stage = make_stage(settings)
+    await ensure_group(redis, stage.input_stream, stage.group)
+    await add(redis, stage.input_stream, ingested("a slow batch in hand").to_json())
+    await read_as(redis, stage, stage.consumer)  # this process is (slowly) working on it
+    await asyncio.sleep(0.3)
+    assert await stage.claim_once() == 0
+    [row] = await redis.xpending_range(stage.input_stream, stage.group, "-", "+", 10)
+    assert row["times_delivered"] == 1  # no phantom delivery counted
+    await stage.redis.aclose()
+
+
+async def test_a_restarted_consumer_recovers_what_it_held_before(redis: Redis, settings: Settings) -> None:
+    stage = make_stage(settings)
+    await ensure_group(redis, stage.input_stream, stage.group)
+    await add(redis, stage.input_stream, ingested("read before a crash").to_json())
+    await read_as(redis, stage, stage.consumer)  # the previous life of the same consumer name
+    assert await stage.recover_own_pending() == 1
+    assert await redis.xlen(stage.output_stream) == 1
+    assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
+    await stage.redis.aclose()
