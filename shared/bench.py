@@ -224,7 +224,9 @@ def push_corpus(client: redis.Redis, streams: StreamNames, articles: Sequence[di
         pipe.execute()
 
 
-def _wait_for_outputs(client: redis.Redis, streams: StreamNames, count: int, timeout_s: float) -> tuple[int, int]:
+def _wait_for_outputs(
+    client: redis.Redis, streams: StreamNames, count: int, timeout_s: float, poll_s: float = 0.01
+) -> tuple[int, int]:
     """Poll until `count` entries are published or dead-lettered; returns (published, dead)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -236,7 +238,7 @@ def _wait_for_outputs(client: redis.Redis, streams: StreamNames, count: int, tim
             return published, dead
         if time.monotonic() > deadline:
             raise TimeoutError(f"only {published} published and {dead} dead-lettered of {count} in {timeout_s:.0f}s")
-        time.sleep(0.02)
+        time.sleep(poll_s)
 
 
 # --------------------------------------------------------------------------------------------------- results
@@ -251,6 +253,10 @@ class Throughput:
     seconds: float
     published: int
     dead: int = 0
+    # Average busy cores on the whole machine during the run, and how many of them were this run's processes:
+    # the difference is other work sharing the machine, which the ratios cannot correct for.
+    machine_cores: float | None = None
+    own_cores: float | None = None
 
     @property
     def rate(self) -> float:
@@ -349,6 +355,10 @@ class BenchReport:
         return data
 
 
+def _cores(value: float | None) -> str:
+    return f"{value:.2f}" if value is not None else "–"
+
+
 def _target(value: float, limit: float, met: bool) -> dict[str, Any]:
     return {"value": round(value, 3), "limit": limit, "met": met}
 
@@ -360,14 +370,66 @@ def _percentile(values: Sequence[float], q: float) -> float:
     return ordered[rank - 1]
 
 
+def _busy_cpu_seconds() -> float:
+    times = psutil.cpu_times()
+    return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+
+def _cpu_seconds(pids: Sequence[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+class CpuMeter:
+    """Busy cores on the machine vs this run's own processes, averaged from `start` to `stop`."""
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.pids = list(pids)
+        self._wall = time.perf_counter()
+        self._machine = _busy_cpu_seconds()
+        self._own = _cpu_seconds(self.pids)
+
+    def stop(self, run: Throughput) -> Throughput:
+        """Fill the run's `machine_cores` and `own_cores`."""
+        wall = time.perf_counter() - self._wall
+        if wall > 0:
+            run.machine_cores = round((_busy_cpu_seconds() - self._machine) / wall, 2)
+            run.own_cores = round((_cpu_seconds(self.pids) - self._own) / wall, 2)
+        return run
+
+
+def _redis_pid(client: redis.Redis) -> int:
+    return int(client.info("server")["process_id"])
+
+
 # --------------------------------------------------------------------------------------------------- passthrough
 
+# The identity stages take a few ms for one corpus; they move it this many times over, so the rate is not noise.
+PASSTHROUGH_ROUNDS = 10
 
-def _passthrough_stage(url: str, prefix: str, stage: str, count: int, batch_size: int, poll_ms: int) -> None:
+
+def _passthrough_stage(
+    url: str,
+    prefix: str,
+    stage: str,
+    count: int,
+    batch_size: int,
+    poll_ms: int,
+    ready: Any,
+    release: Any,
+) -> None:
     """One identity stage: batched XREADGROUP, then XADD every entry onward and XACK them in one MULTI/EXEC."""
     client = redis.Redis.from_url(url)
+    client.ping()
     streams = StreamNames(prefix)
     source, target = streams.input_of(stage), streams.output_of(stage)
+    ready.put(stage)
     done = 0
     while done < count:
         reply = cast(
@@ -384,6 +446,7 @@ def _passthrough_stage(url: str, prefix: str, stage: str, count: int, batch_size
             pipe.execute()
         done += len(entries)
     client.close()
+    release.wait(60)  # alive until the parent has read this process's CPU time
 
 
 def run_passthrough(url: str, articles: Sequence[dict[str, Any]], settings: Settings, timeout_s: float) -> Throughput:
@@ -392,10 +455,12 @@ def run_passthrough(url: str, articles: Sequence[dict[str, Any]], settings: Sett
     client = redis.Redis.from_url(url)
     _create_groups(client, streams)
     context = multiprocessing.get_context("spawn")
+    ready, release = context.Queue(), context.Event()
+    total = len(articles) * PASSTHROUGH_ROUNDS
     workers = [
         context.Process(
             target=_passthrough_stage,
-            args=(url, streams.prefix, stage, len(articles), settings.batch_size, settings.poll_ms),
+            args=(url, streams.prefix, stage, total, settings.batch_size, settings.poll_ms, ready, release),
             daemon=True,
         )
         for stage in STAGES
@@ -403,18 +468,22 @@ def run_passthrough(url: str, articles: Sequence[dict[str, Any]], settings: Sett
     for worker in workers:
         worker.start()
     try:
-        time.sleep(1.0)  # the interpreters start; the clock starts at the first push, as for the pipeline
+        for _ in workers:
+            ready.get(timeout=60)  # the clock starts at the first push, with every stage connected
+        meter = CpuMeter([os.getpid(), _redis_pid(client), *(w.pid for w in workers if w.pid is not None)])
         started = time.perf_counter()
-        push_corpus(client, streams, articles)
-        published, dead = _wait_for_outputs(client, streams, len(articles), timeout_s)
-        seconds = time.perf_counter() - started
+        for _ in range(PASSTHROUGH_ROUNDS):
+            push_corpus(client, streams, articles)
+        published, dead = _wait_for_outputs(client, streams, total, timeout_s, poll_s=0.002)
+        run = meter.stop(Throughput("passthrough", total, time.perf_counter() - started, published, dead))
     finally:
+        release.set()
         for worker in workers:
             worker.join(timeout=5)
             if worker.is_alive():
                 worker.terminate()
         client.close()
-    return Throughput("passthrough", len(articles), seconds, published, dead)
+    return run
 
 
 # --------------------------------------------------------------------------------------------------- in-process
@@ -427,11 +496,12 @@ def run_inprocess(articles: Sequence[dict[str, Any]], settings: Settings) -> Thr
 
     pipeline = LocalPipeline(settings)
     items = [RawInput(where=str(a["id"]), data=dict(a)) for a in articles]
+    meter = CpuMeter([os.getpid()])
     started = time.perf_counter()
     results = list(pipeline.run(items, batch_size=settings.batch_size))
     seconds = time.perf_counter() - started
     failed = sum(isinstance(r, Failure) for r in results)
-    return Throughput("inprocess", len(articles), seconds, len(results) - failed, failed)
+    return meter.stop(Throughput("inprocess", len(articles), seconds, len(results) - failed, failed))
 
 
 # --------------------------------------------------------------------------------------------------- deployed
@@ -712,10 +782,12 @@ def _run_deployed(
     client = redis.Redis.from_url(url)
     try:
         with deployed_pipeline(url, streams.prefix, storage_url, workdir / name, settings, replicas) as services:
+            meter = CpuMeter([os.getpid(), _redis_pid(client), *(s.process.pid for s in services)])
             started = time.perf_counter()
             push_corpus(client, streams, articles)
             published, dead = _wait_for_outputs(client, streams, len(articles), options.timeout_s)
-            report.runs[name] = Throughput(name, len(articles), time.perf_counter() - started, published, dead)
+            run = Throughput(name, len(articles), time.perf_counter() - started, published, dead)
+            report.runs[name] = meter.stop(run)
             report.stages[name] = stage_costs(_records(storage_url), services)
             last = replicas == max(options.replicas)
             if options.latency and last and report.runs[name].rate > 0:
@@ -741,13 +813,14 @@ def render_markdown(report: BenchReport) -> str:
         f"{report.sentence_pool} source sentences); batch size {report.batch_size}, poll {report.poll_ms} ms; "
         f"{report.cpus} CPUs.",
         "",
-        "| run | articles/s | seconds | published | dead-lettered |",
-        "|---|---:|---:|---:|---:|",
+        "| run | articles/s | seconds | published | dead-lettered | busy cores (machine) | busy cores (this run) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for throughput in report.runs.values():
         lines.append(
             f"| {throughput.name} | {throughput.rate:.1f} | {throughput.seconds:.2f} "
-            f"| {throughput.published} | {throughput.dead} |"
+            f"| {throughput.published} | {throughput.dead} | {_cores(throughput.machine_cores)} "
+            f"| {_cores(throughput.own_cores)} |"
         )
     ratios = report.ratios()
     if ratios:
