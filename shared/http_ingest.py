@@ -20,7 +20,8 @@ from shared.producer import enqueue_raw
 from shared.settings import Settings
 from shared.streams import names
 
-JSON_TYPES = frozenset({"application/json", ""})
+# `curl --data @article.json` sends form-urlencoded unless told otherwise: a body is JSON whatever it is labelled.
+JSON_TYPES = frozenset({"application/json", "", "application/x-www-form-urlencoded", "text/plain"})
 JSON_LINES_TYPES = frozenset(
     {"application/x-ndjson", "application/jsonl", "application/x-jsonlines", "application/jsonlines"}
 )

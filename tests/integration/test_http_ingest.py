@@ -58,7 +58,12 @@ def test_token_is_required_and_checked(ingest_api: tuple[str, ServiceProcess], r
     assert basic.status_code == 401
     assert stream(redis_url, f"{key_prefix}:raw") == [], "nothing is queued without the right token"
 
-    right = httpx.post(f"{base}/articles", json=ARTICLE, headers=auth())
+    # What `curl -H "Authorization: Bearer …" --data @article.json` sends (no JSON content type).
+    right = httpx.post(
+        f"{base}/articles",
+        content=orjson.dumps(ARTICLE),
+        headers={**auth(), "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert right.status_code == 202, right.text
     [queued] = right.json()["queued"]
     assert right.json()["errors"] == []
