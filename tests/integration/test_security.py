@@ -7,6 +7,7 @@ warnings with their error messages are logged), bad input (DLQ lines), refused H
 from __future__ import annotations
 
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -171,3 +172,129 @@ def test_no_secret_in_any_log_line(
     for where, text in logs.items():
         assert password_redis.password not in text, f"the Redis password appears in {where}'s output"
         assert token not in text, f"the API token appears in {where}'s output"
+
+
+def make_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl CLI)."""
+    directory.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=newsflow-test-ca",
+    )
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"
+    )
+    (directory / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    )
+    return directory / "ca.pem", directory / "server.pem", directory / "server.key"
+
+
+@pytest.fixture
+def tls_redis_url(tmp_path: Path) -> Iterator[str]:
+    """A password-protected redis-server that speaks only TLS; its rediss:// URL trusts the test CA."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl command is needed to make test certificates")
+    ca, cert, key = make_certificates(tmp_path / "tls")
+    port, password = free_port(), f"pw-{secrets.token_hex(12)}"
+    process = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--tls-cert-file",
+            str(cert),
+            "--tls-key-file",
+            str(key),
+            "--tls-ca-cert-file",
+            str(ca),
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            password,
+            "--save",
+            "",
+            "--dir",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+    client = redis.Redis.from_url(url)
+    try:
+        deadline = time.monotonic() + 10
+        while not PasswordRedis._answers(client):
+            if process.poll() is not None:
+                output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                pytest.skip(f"this redis-server does not speak TLS: {output[-300:]}")
+            assert time.monotonic() < deadline, "TLS redis-server did not start"
+            time.sleep(0.05)
+        yield url
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def test_services_and_cli_work_over_tls(
+    tls_redis_url: str, service_env: dict[str, str], key_prefix: str, start_service: Callable[..., ServiceProcess]
+) -> None:
+    port = free_port()
+    env = {
+        **service_env,
+        "NEWSFLOW_REDIS_URL": tls_redis_url,
+        "NEWSFLOW_HTTP_PORT": str(port),
+        "NEWSFLOW_DEV_MODE": "true",
+    }
+    ingest = start_service("ingest", env)
+    api = f"http://127.0.0.1:{port}"
+    assert httpx.get(f"{api}/readyz").status_code == 200
+    assert httpx.post(f"{api}/articles", json={"text": SEED.read_text()}).status_code == 202
+    client = redis.Redis.from_url(tls_redis_url)
+    wait_for(lambda: client.xlen(f"{key_prefix}:ingested") == 1, timeout=30, what="ingest over TLS")
+    status = subprocess.run(
+        [sys.executable, "-m", "shared.cli", "status", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0, status.stderr
+    ingest.stop()
+    password = tls_redis_url.split("@")[0].rsplit(":", 1)[1]
+    assert password not in ingest.output() + status.stdout + status.stderr
