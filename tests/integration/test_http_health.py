@@ -62,3 +62,14 @@ def test_readyz_is_503_while_the_group_is_missing(
     response = httpx.get(f"{base}/readyz")
     assert response.status_code == 503
     assert "group ingest does not exist" in response.json()["reason"]
+
+
+def test_sigterm_stops_the_http_server_with_the_service(
+    service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
+) -> None:
+    port = free_port()
+    service = start_service("ingest", {**service_env, "NEWSFLOW_HTTP_PORT": str(port)})
+    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    assert service.stop(timeout=30) == 0, service.output()[-2000:]
+    assert status_of(f"http://127.0.0.1:{port}/healthz") == -1, "nothing listens after the service exited"
+    assert '"stage.stopped"' in service.output()
