@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
@@ -31,30 +30,12 @@ DEFAULT_PORTS = {"ingest": 8000, "clean": 8001, "enrich": 8002, "publish": 8003}
 HTTP_INGEST_STAGE = "ingest"
 PROBE_TIMEOUT_S = 2.0
 STOP_TIMEOUT_S = 5.0
-SECRET_QUERY_KEYS = frozenset({"password", "pass", "token", "secret"})
 
 log = get_logger("newsflow.http")
 
 
 class ConfigurationError(RuntimeError):
     """The settings ask for something unsafe or impossible; the service refuses to start."""
-
-
-def redact_url(url: str) -> str:
-    """The URL with the secret in its user-info replaced by ***, safe to log or print."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user, has_password, _ = userinfo.partition(":")
-        # `redis://SECRET@host` is a bare secret to some clients: hide it too.
-        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
-    # redis-py also takes `?password=…` in the query string.
-    query = "&".join(
-        f"{key}=***" if key.lower() in SECRET_QUERY_KEYS else f"{key}={value}" if sep else key
-        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def http_port(settings: Settings, stage: str) -> int | None:

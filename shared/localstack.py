@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import redis
 
-from shared.settings import Settings
+from shared.settings import Settings, redact_url
 from shared.streams import STAGES
 
 COLOURS = {"ingest": "36", "clean": "33", "enrich": "35", "publish": "32", "redis": "34"}
@@ -45,7 +45,9 @@ def start_private_redis(url: str, data_dir: Path) -> subprocess.Popen[bytes]:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     if host not in ("127.0.0.1", "localhost", "::1"):
-        raise RuntimeError(f"no Redis answers at {url}, and a private one can only be started on this machine")
+        raise RuntimeError(
+            f"no Redis answers at {redact_url(url)}, and a private one can only be started on this machine"
+        )
     workdir = data_dir / "redis"
     workdir.mkdir(parents=True, exist_ok=True)
     args = [
@@ -93,25 +95,23 @@ def run_local_stack(settings: Settings, *, enrich_replicas: int = 1) -> int:
     out = sys.stdout.buffer
     if not redis_answers(settings.redis_url):
         redis_process = start_private_redis(settings.redis_url, Path(settings.data_dir))
-        out.write(
-            _prefixed(
-                "redis",
-                f"started a private Redis (AOF under {settings.data_dir}/redis) at {settings.redis_url}\n".encode(),
-                colour,
-            )
-        )
+        started = f"started a private Redis (AOF under {settings.data_dir}/redis) at {redact_url(settings.redis_url)}"
+        out.write(_prefixed("redis", f"{started}\n".encode(), colour))
         out.flush()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     names = [s for s in STAGES if s != "enrich"] + [
         f"enrich-{i}" if enrich_replicas > 1 else "enrich" for i in range(1, enrich_replicas + 1)
     ]
     for name in sorted(names, key=lambda n: STAGES.index(n.split("-")[0])):
-        stage = name.split("-")[0]
+        stage, _, replica = name.partition("-")
+        child_env = dict(env)
+        if replica not in ("", "1"):
+            child_env["NEWSFLOW_HTTP_PORT"] = "0"  # one HTTP port per stage: only the first replica serves it
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "shared.cli", "serve", stage],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=env,
+            env=child_env,
             start_new_session=True,
         )
 

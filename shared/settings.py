@@ -7,6 +7,7 @@ import secrets
 import socket
 from functools import lru_cache
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 def default_consumer_name() -> str:
     """A consumer name unique per process (a restarted container keeps hostname and pid 1, hence the suffix)."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+SECRET_QUERY_KEYS = frozenset({"password", "pass", "token", "secret"})
+
+
+def redact_url(url: str) -> str:
+    """The URL with the secret in its user-info replaced by ***, safe to log or print."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, has_password, _ = userinfo.partition(":")
+        # `redis://SECRET@host` is a bare secret to some clients: hide it too.
+        netloc = f"{user}:***@{host}" if has_password else f"***@{host}"
+    # redis-py also takes `?password=…` in the query string.
+    query = "&".join(
+        f"{key}=***" if key.lower() in SECRET_QUERY_KEYS else f"{key}={value}" if sep else key
+        for key, sep, value in (pair.partition("=") for pair in parts.query.split("&") if pair)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 class Settings(BaseSettings):

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from shared.inputs import InputError, RawInput, read_inputs
 from shared.producer import enqueue_raw
-from shared.settings import get_settings
+from shared.settings import get_settings, redact_url
 from shared.streams import STAGES, names, trim_acknowledged
 
 err = Console(stderr=True)
@@ -53,7 +53,7 @@ def push(
         try:
             queued = asyncio.run(push_inputs(items, redis_url or settings.redis_url, progress=progress))
         except OSError as exc:
-            err.print(f"[red]cannot reach Redis at {redis_url or settings.redis_url}: {exc}")
+            err.print(f"[red]cannot reach Redis at {redact_url(redis_url or settings.redis_url)}: {exc}")
             raise typer.Exit(2) from exc
     err.print(f"queued {queued} article(s) on {names().raw}")
     for error in errors:

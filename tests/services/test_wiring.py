@@ -32,6 +32,7 @@ def load_service(
     monkeypatch.setenv("NEWSFLOW_KEY_PREFIX", key_prefix)
     monkeypatch.setenv("NEWSFLOW_STORAGE_URL", f"sqlite:///{tmp_path / 'wiring.db'}")
     monkeypatch.setenv("NEWSFLOW_LOG_FORMAT", "json")
+    monkeypatch.setenv("NEWSFLOW_HTTP_PORT", "0")
 
     def load(stage: str) -> ModuleType:
         get_settings.cache_clear()
