@@ -45,6 +45,7 @@ from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group, group_of, names, trim_acknowledged
 
 In = TypeVar("In")
+ClaimedEntry = tuple[bytes, dict[bytes, bytes] | None]
 Out = TypeVar("Out", bound=IngestedArticle)
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -294,7 +295,10 @@ class Stage(Generic[In, Out]):
         total_ms = (time.perf_counter() - t0) * 1000
         self._log_outcomes(stamped, result.dead, stamp, total_ms, len(entries))
         record_batch(
-            self.name, size=len(entries), processed=len(stamped), per_article_s=stamp.duration_ms / 1000,
+            self.name,
+            size=len(entries),
+            processed=len(stamped),
+            per_article_s=stamp.duration_ms / 1000,
             batch_s=total_ms / 1000,
         )
 
@@ -470,12 +474,15 @@ class Stage(Generic[In, Out]):
                 if cast(bytes, row["consumer"]).decode() != self.consumer
             }
             if theirs:
-                claimed = await self.redis.xclaim(
-                    self.input_stream,
-                    self.group,
-                    self.consumer,
-                    min_idle_time=self.settings.claim_idle_ms,
-                    message_ids=list(theirs),
+                claimed = cast(
+                    list[ClaimedEntry],
+                    await self.redis.xclaim(
+                        self.input_stream,
+                        self.group,
+                        self.consumer,
+                        min_idle_time=self.settings.claim_idle_ms,
+                        message_ids=list(theirs),
+                    ),
                 )
                 claimed_total += await self._process_claimed(claimed, theirs)
             if len(rows) < self.settings.batch_size:
@@ -490,7 +497,9 @@ class Stage(Generic[In, Out]):
             reply = await self.redis.xreadgroup(
                 self.group, self.consumer, {self.input_stream: "0"}, count=self.settings.batch_size
             )
-            own = [(mid, fields) for _, rows in reply for mid, fields in rows]
+            own = [
+                (mid, fields) for _, rows in cast(list[tuple[bytes, list[ClaimedEntry]]], reply) for mid, fields in rows
+            ]
             if not own:
                 break
             rows = await self.redis.xpending_range(
@@ -505,9 +514,7 @@ class Stage(Generic[In, Out]):
             recovered += await self._process_claimed(own, counts)
         return recovered
 
-    async def _process_claimed(
-        self, claimed: Sequence[tuple[bytes, dict[bytes, bytes] | None]], delivered: dict[bytes, int]
-    ) -> int:
+    async def _process_claimed(self, claimed: Sequence[ClaimedEntry], delivered: dict[bytes, int]) -> int:
         """Process claimed entries (`delivered` = deliveries before this one); entries deleted meanwhile are acked."""
         gone = [mid for mid, fields in claimed if not fields]
         if gone:
