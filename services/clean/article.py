@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from collections import Counter
 from datetime import datetime
@@ -16,10 +17,14 @@ from shared.events import CleanSection, IngestSection
 # C0 controls, replacement characters and private-use code points: rare in any text, common in decoded binary.
 # C1 controls are left out because mojibake (UTF-8 read as cp1252) is full of them and ftfy repairs it.
 _NON_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffd\ue000-\uf8ff]")
+# Phrases only error pages use. A bare "404" or "not found" is not enough: news titles say "Climber not found",
+# "Update 404", "Forbidden City".
 _ERROR_PAGE = re.compile(
-    r"\b(?:404|410|error\s+40\d|page\s+(?:was\s+)?not\s+found|not\s+found|page\s+(?:does\s+not|doesn['’]t|"
-    r"no\s+longer)\s+exists?|(?:is\s+)?no\s+longer\s+available|access\s+denied|forbidden|"
-    r"(?:we\s+)?can['’]t\s+find\s+(?:the|that)\s+page|page\s+you\s+(?:are|were|’re|'re)\s+looking\s+for)\b",
+    r"^\s*(?:error\s+)?(?:40[134]|410)\b(?:\s*[-:|–]?\s*(?:error|not\s+found|page|forbidden|gone|$))|"
+    r"\b(?:error\s+40\d|40\d\s+(?:error|not\s+found|page)|page\s+(?:was\s+)?not\s+found|"
+    r"page\s+(?:does\s+not|doesn['’]t|no\s+longer)\s+exists?|(?:we\s+)?can['’]t\s+find\s+(?:the|that)\s+page|"
+    r"page\s+you\s+(?:are|were|’re|'re|requested|have\s+requested)\s+(?:looking\s+for|could\s+not|cannot|can['’]t|"
+    r"does\s+not|doesn['’]t|is\s+no\s+longer)|access\s+denied)\b",
     re.IGNORECASE,
 )
 _SENTENCE_PUNCTUATION = re.compile(r"[.!?。！？]")
@@ -32,6 +37,15 @@ _ERROR_PAGE_MAX_WORDS = 150
 _FALLBACK_TITLE_CHARS = 120
 
 
+_TAG = re.compile(r"<[^>]*>")
+
+
+def _plain_title(title: str) -> str | None:
+    """A client-supplied title as plain text: no tags, entities decoded, unicode repaired, whitespace folded."""
+    text = html_lib.unescape(_TAG.sub(" ", title))
+    return " ".join(repair_text(text).split()) or None
+
+
 def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection:
     """Extract the article from `ingest.content`; raise `Rejected` when the page is not an article."""
     content = ingest.content
@@ -41,7 +55,8 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
     if len(_NON_TEXT.findall(sample)) > _BINARY_SHARE * len(sample):
         raise Rejected("not_an_article", "the content looks like binary data, not text")
 
-    title_hint = repair_text(ingest.title).strip() if ingest.title else None
+    # A client-given title is text, never markup: tags are dropped and entities decoded before anything else.
+    title_hint = _plain_title(ingest.title) if ingest.title else None
     language: str | None = None
     site_name: str | None = None
     page_url: str | None = None
