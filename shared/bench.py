@@ -600,6 +600,7 @@ def deployed_pipeline(
             "NEWSFLOW_DATA_DIR": str(data_dir),
             "NEWSFLOW_LOG_FORMAT": "json",
             "NEWSFLOW_LOG_LEVEL": "DEBUG",
+            "NEWSFLOW_HTTP_PORT": "0",  # no HTTP: the bench must not collide with a stack running beside it
             "NEWSFLOW_BATCH_SIZE": str(settings.batch_size),
             "NEWSFLOW_POLL_MS": str(settings.poll_ms),
         }
