@@ -26,15 +26,22 @@ def test_corpus_is_deterministic_distinct_english_articles_of_about_500_words() 
 
 def test_bench_measures_every_baseline_and_the_deployed_pipeline() -> None:
     settings = Settings(batch_size=8, poll_ms=50, consumer="bench-test")
-    options = BenchOptions(articles=20, replicas=(1,), latency_articles=6, timeout_s=300)
+    options = BenchOptions(articles=20, rounds=2, replicas=(1,), latency_articles=6, timeout_s=300)
     report = run_bench(settings, options)
 
     assert report.failures == {}
     assert set(report.runs) == {"passthrough", "inprocess", "pipeline-1"}
-    for run in report.runs.values():
-        assert run.published == 20 and run.dead == 0
+    for name, run in report.runs.items():
+        # passthrough moves the corpus 10 times over per round; the others once per round (fresh articles)
+        assert run.published == (200 if name == "passthrough" else 20) and run.dead == 0
         assert run.seconds > 0 and run.rate > 0
-    assert set(report.ratios()) == {"pipeline-1/inprocess", "pipeline-1/passthrough"}
+        assert len(run.round_rates) == 2 and max(run.round_rates) == round(run.rate, 2)
+        assert run.own_cores is not None and run.own_cores > 0
+    assert set(report.ratios()) == {
+        "pipeline-1/inprocess",
+        "pipeline-1/passthrough",
+        "pipeline-1/inprocess per CPU-s",
+    }
 
     costs = {cost.stage: cost for cost in report.stages["pipeline-1"]}
     assert list(costs) == list(STAGES)
