@@ -23,7 +23,7 @@ SEED = FIXTURES / "seed" / "article-000.txt"
 DEFAULT_REDIS = os.environ.get("NEWSFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def _redis_up(url: str) -> bool:
+def redis_up(url: str) -> bool:
     try:
         return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
     except (redis.RedisError, OSError):
@@ -33,7 +33,7 @@ def _redis_up(url: str) -> bool:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The machine's Redis; required under CI, skipped locally when absent."""
-    if not _redis_up(DEFAULT_REDIS):
+    if not redis_up(DEFAULT_REDIS):
         if os.environ.get("CI") == "true":
             pytest.fail(f"Redis does not answer at {DEFAULT_REDIS} (CI must start it)")
         pytest.skip(f"Redis does not answer at {DEFAULT_REDIS}")
@@ -73,10 +73,11 @@ def redis_server_binary() -> str:
 class RedisServer:
     """A test-owned redis-server on a free port, with AOF, that can be stopped and restarted on the same files."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, password: str | None = None) -> None:
         self.port = free_port()
         self.workdir = workdir
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -96,12 +97,13 @@ class RedisServer:
                 "always",
                 "--save",
                 "",
+                *(["--requirepass", self.password] if self.password else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while not _redis_up(self.url):
+        while not redis_up(self.url):
             assert time.monotonic() < deadline, "test redis-server did not start"
             time.sleep(0.05)
 

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from shared.events import CleanedArticle
-from tests.conftest import ROOT, SEED, ServiceProcess, free_port, redis_server_binary, wait_for
+from tests.conftest import ROOT, SEED, RedisServer, ServiceProcess, free_port, redis_server_binary, redis_up, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -33,63 +33,17 @@ carrying more than two hundred passengers.</p>
 <p>Repairs to the sea wall will continue through the spring, officials added.</p></article></body></html>"""
 
 
-class PasswordRedis:
-    """A test-owned redis-server that requires a password (requirepass), restartable on the same port."""
-
-    def __init__(self, workdir: Path, password: str) -> None:
-        self.port = free_port()
-        self.password = password
-        self.workdir = workdir
-        self.url = f"redis://:{password}@127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.workdir),
-                "--appendonly",
-                "yes",
-                "--save",
-                "",
-                "--requirepass",
-                self.password,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url)
-        wait_for(lambda: self._answers(client), timeout=10, interval=0.05, what="password redis to start")
-
-    @staticmethod
-    def _answers(client: redis.Redis) -> bool:
-        try:
-            return bool(client.ping())
-        except (redis.RedisError, OSError):
-            return False
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-
-
 @pytest.fixture
-def password_redis(tmp_path: Path) -> Iterator[PasswordRedis]:
-    server = PasswordRedis(tmp_path / "redis", f"pw-{secrets.token_hex(12)}")
+def password_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A test-owned redis-server that requires a password (requirepass), restartable on the same port."""
+    server = RedisServer(tmp_path / "redis", password=f"pw-{secrets.token_hex(12)}")
     server.start()
     yield server
-    server.stop()
+    server.stop(kill=True)
 
 
 def test_no_secret_in_any_log_line(
-    password_redis: PasswordRedis,
+    password_redis: RedisServer,
     service_env: dict[str, str],
     key_prefix: str,
     start_service: Callable[..., ServiceProcess],
@@ -255,10 +209,9 @@ def tls_redis_url(tmp_path: Path) -> Iterator[str]:
         stderr=subprocess.STDOUT,
     )
     url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
-    client = redis.Redis.from_url(url)
     try:
         deadline = time.monotonic() + 10
-        while not PasswordRedis._answers(client):
+        while not redis_up(url):
             if process.poll() is not None:
                 output = process.stdout.read().decode(errors="replace") if process.stdout else ""
                 pytest.skip(f"this redis-server does not speak TLS: {output[-300:]}")
