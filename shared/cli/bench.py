@@ -18,7 +18,7 @@ err = Console(stderr=True)
 
 def bench(
     articles: Annotated[int, typer.Option(min=1, help="corpus size (distinct ~500-word articles)")] = 400,
-    rounds: Annotated[int, typer.Option(min=1, help="rounds per run (fresh articles each); the best is kept")] = 1,
+    rounds: Annotated[int, typer.Option(min=1, help="rounds per run (fresh articles each); the best is kept")] = 3,
     replicas: Annotated[str, typer.Option(help="enrich replica counts to run, comma-separated")] = "1,2",
     batch_size: Annotated[int | None, typer.Option(help="default: NEWSFLOW_BATCH_SIZE")] = None,
     poll_ms: Annotated[int | None, typer.Option(help="default: NEWSFLOW_POLL_MS")] = None,
