@@ -331,7 +331,7 @@ class BenchReport:
                 for base in ("inprocess", "passthrough"):
                     value = self.ratio(name, base)
                     if value is not None:
-                        out[f"{name}/{base}"] = round(value, 3)
+                        out[f"{name}/{base}"] = float(f"{value:.3g}")
                 top, bottom = self.runs[name].per_cpu_second, self.runs.get("inprocess")
                 if top is not None and bottom is not None and bottom.per_cpu_second:
                     out[f"{name}/inprocess per CPU-s"] = round(top / bottom.per_cpu_second, 3)
@@ -879,7 +879,7 @@ def render_markdown(report: BenchReport) -> str:
     ratios = report.ratios()
     if ratios:
         lines += ["", "| ratio | value |", "|---|---:|"]
-        lines += [f"| {name} | {value:.2f}× |" for name, value in ratios.items()]
+        lines += [f"| {name} | {value:.3g}× |" for name, value in ratios.items()]
     for run, costs in report.stages.items():
         lines += [
             "",
