@@ -314,6 +314,7 @@ class BenchReport:
     stages: dict[str, list[StageCost]] = field(default_factory=dict)
     latency: Latency | None = None
     peak_rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)
+    storage_upserts_per_s: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
 
     def ratio(self, numerator: str, denominator: str) -> float | None:
@@ -767,6 +768,8 @@ class BenchOptions:
     latency_articles: int | None = None
     timeout_s: float = 900.0
     sources: Path = DEFAULT_SOURCES
+    storage_rows: int = 2_048
+    postgres_url: str | None = None
 
 
 def run_bench(settings: Settings, options: BenchOptions, progress: Progress = lambda _: None) -> BenchReport:
@@ -806,7 +809,38 @@ def run_bench(settings: Settings, options: BenchOptions, progress: Progress = la
                     _run_deployed(url, workdir, name, replicas, corpora, settings, options, report, progress)
                 except (RuntimeError, TimeoutError) as exc:
                     report.failures[name] = str(exc)[-4000:]
+        if options.storage_rows:
+            progress("storage: upsert throughput per backend")
+            measure_storage(report, workdir, options)
     return report
+
+
+def measure_storage(report: BenchReport, workdir: Path, options: BenchOptions) -> None:
+    """Upsert rows/s (batches of 32 realistic records) on SQLite and, when given, PostgreSQL in a private schema."""
+    from shared.storage.bench import measure_upsert_throughput
+
+    report.storage_upserts_per_s["sqlite"] = round(
+        asyncio.run(measure_upsert_throughput(f"sqlite:///{workdir / 'upserts.db'}", options.storage_rows)), 1
+    )
+    if not options.postgres_url:
+        return
+    import psycopg
+
+    schema = f"nf_bench_{os.getpid()}_{int(time.time())}"
+    try:
+        with psycopg.connect(options.postgres_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+    except psycopg.Error as exc:
+        report.failures["storage-postgresql"] = f"{type(exc).__name__}: {exc}"
+        return
+    separator = "&" if "?" in options.postgres_url else "?"
+    try:
+        url = f"{options.postgres_url}{separator}options=-csearch_path%3D{schema}"
+        rate = asyncio.run(measure_upsert_throughput(url, options.storage_rows))
+        report.storage_upserts_per_s["postgresql"] = round(rate, 1)
+    finally:
+        with psycopg.connect(options.postgres_url, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
 
 
 def _run_deployed(
@@ -911,6 +945,9 @@ def render_markdown(report: BenchReport) -> str:
         lines += ["", "| run | service | peak RSS MB |", "|---|---|---:|"]
         for run, services in report.peak_rss_mb.items():
             lines += [f"| {run} | {service} | {mb:.0f} |" for service, mb in services.items()]
+    if report.storage_upserts_per_s:
+        lines += ["", "| storage backend | upserts/s (batches of 32, ~500-word records) |", "|---|---:|"]
+        lines += [f"| {backend} | {rate:,.0f} |" for backend, rate in report.storage_upserts_per_s.items()]
     targets = report.targets()
     if targets:
         lines += ["", "| target | measured | limit | met |", "|---|---:|---:|:-:|"]

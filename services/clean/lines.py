@@ -233,7 +233,7 @@ class SourceRef:
     name: str | None
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def _cached_words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(text))
 

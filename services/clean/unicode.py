@@ -50,7 +50,7 @@ def repair_text(text: str) -> str:
     return _HORIZONTAL_SPACE.sub(" ", text)
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=1024)
 def matching_form(text: str) -> str:
     """A casefolded, quote-folded, whitespace-collapsed form for comparing lines (never shown to readers)."""
     return " ".join(text.translate(_QUOTE_FOLD).casefold().split())

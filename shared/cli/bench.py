@@ -28,6 +28,10 @@ def bench(
     latency_fraction: Annotated[float, typer.Option(help="paced rate as a share of the measured max")] = 0.5,
     latency_articles: Annotated[int | None, typer.Option(help="paced articles (default: half the corpus)")] = None,
     sources: Annotated[Path, typer.Option(help="texts the corpus is recombined from")] = DEFAULT_SOURCES,
+    storage_rows: Annotated[int, typer.Option(help="records for the storage upsert measurement (0: skip)")] = 2048,
+    postgres_url: Annotated[
+        str | None, typer.Option(help="also measure PostgreSQL upserts here (in a private, dropped schema)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
     """Run the corpus through a private Redis + SQLite: passthrough, in-process and the deployed pipeline."""
@@ -51,6 +55,8 @@ def bench(
         latency_fraction=latency_fraction,
         latency_articles=latency_articles,
         sources=sources,
+        storage_rows=storage_rows,
+        postgres_url=postgres_url,
     )
     report = run_bench(settings, options, progress=lambda step: err.print(f"[bold]bench[/] {step}"))
     if as_json:
