@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -47,6 +48,9 @@ class LocalPipeline:
 
             self.enricher = Enricher(settings)
             self.index = InMemoryNearDuplicateIndex()
+        # As each service does once its models are loaded (`Stage.lifespan`): keep them out of full collections.
+        gc.collect()
+        gc.freeze()
 
     def clean_one(self, item: RawInput) -> CleanedArticle | Failure:
         """Validate, identify and clean one raw input."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import html
 import multiprocessing
 import os
@@ -520,10 +519,7 @@ def run_inprocess(corpora: Sequence[Sequence[dict[str, Any]]], settings: Setting
     from services.local import Failure, LocalPipeline
     from shared.inputs import RawInput
 
-    pipeline = LocalPipeline(settings)
-    # As every service does once its models are loaded (`Stage.lifespan`): the comparison is about transport.
-    gc.collect()
-    gc.freeze()
+    pipeline = LocalPipeline(settings)  # freezes its loaded models out of the GC, as every service does
     rounds = []
     for articles in corpora:
         items = [RawInput(where=str(a["id"]), data=dict(a)) for a in articles]
