@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
-from contextlib import suppress
-
 from faststream import AckPolicy, FastStream
 from faststream.redis.annotations import RedisBatchStreamMessage
 from redis.asyncio import Redis
 
 from services.enrich.dedup import NearDuplicateIndex
 from services.enrich.enricher import Enricher
+from services.enrich.memory import limit_malloc_arenas
 from services.enrich.step import enrich_articles
 from shared.broker import make_broker
 from shared.delivery import Stage, decode_event, keep_raw_entries
@@ -18,15 +16,6 @@ from shared.errors import Rejected
 from shared.events import CleanedArticle, EnrichedArticle
 from shared.logging import configure_logging
 from shared.settings import get_settings
-
-M_ARENA_MAX = -8  # glibc mallopt parameter
-
-
-def limit_malloc_arenas(arenas: int = 2) -> None:
-    """Cap glibc's malloc arenas: spaCy in a worker thread otherwise gets its own arena (measured +200 MB RSS)."""
-    with suppress(OSError, AttributeError):  # not glibc: nothing to tune
-        ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas)
-
 
 limit_malloc_arenas()  # before the first worker thread allocates
 settings = get_settings()
