@@ -1,0 +1,70 @@
+"""`newsflow dlq` against real Redis: list, show, replay (back onto the stage's input), purge with confirmation."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+import redis
+from typer.testing import CliRunner
+
+from shared.cli import app
+from shared.settings import get_settings
+from shared.streams import names
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def dlq_env(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) -> redis.Redis:
+    monkeypatch.setenv("NEWSFLOW_REDIS_URL", redis_url)
+    monkeypatch.setenv("NEWSFLOW_KEY_PREFIX", key_prefix)
+    get_settings.cache_clear()
+    yield redis.Redis.from_url(redis_url)
+    get_settings.cache_clear()
+
+
+def run(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args), input=input)
+    return result.exit_code, result.output
+
+
+def test_dead_letters_can_be_listed_shown_replayed_and_purged(dlq_env: redis.Redis, start_service) -> None:  # type: ignore[no-untyped-def]
+    streams = names()
+    client = dlq_env
+    client.xadd(streams.raw, {"data": b'{"text": "a", "html": "<p>b</p>"}', "origin": "test"})
+    client.xadd(streams.raw, {"data": b"{broken json"})
+    client.xadd(streams.raw, {"data": b'{"title": "no body"}'})
+    ingest = start_service("ingest")
+    wait_for(lambda: client.xlen(streams.dlq) == 3, timeout=30, what="three dead letters")
+    ingest.stop()
+
+    code, out = run("dlq", "list", "--json")
+    assert code == 0
+    rows = [orjson.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert [r["reason"] for r in rows] == ["both_text_and_html", "invalid_json", "no_text_or_html"]
+    assert rows[0]["stage"] == "ingest" and rows[0]["origin"] == "test"
+    assert rows[1]["payload"] == "{broken json"
+
+    code, out = run("dlq", "list", "--reason", "invalid_json", "--json")
+    assert code == 0 and out.count('"invalid_json"') == 1
+
+    code, out = run("dlq", "show", rows[1]["id"], "--json")
+    assert code == 0 and orjson.loads(out)["error"].startswith("payload is not JSON")
+    assert run("dlq", "show", "0-1")[0] == 1
+
+    before = client.xlen(streams.raw)
+    code, out = run("dlq", "replay", "--reason", "no_text_or_html")
+    assert code == 0 and "replayed 1 entry" in out
+    assert client.xlen(streams.raw) == before + 1
+    [(_, fields)] = client.xrevrange(streams.raw, count=1)
+    assert fields[b"data"] == b'{"title": "no body"}'  # the original payload, byte for byte
+    assert client.xlen(streams.dlq) == 2  # removed once re-queued
+
+    code, out = run("dlq", "replay", rows[0]["id"], "9-9")
+    assert code == 1 and "replayed 1 entry" in out and "no DLQ entry 9-9" in out
+
+    code, _ = run("dlq", "purge", input="n\n")
+    assert code != 0 and client.xlen(streams.dlq) == 1  # declined: nothing deleted
+    code, out = run("dlq", "purge", input="y\n")
+    assert code == 0 and "purged 1" in out and client.xlen(streams.dlq) == 0
