@@ -1,0 +1,53 @@
+"""`newsflow up` (what `make run` starts): a private Redis when none answers, four services, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, SEED, free_port, redis_up, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_up_starts_a_private_redis_and_the_four_services_and_stops_cleanly(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    assert not redis_up(url)
+    env = {**os.environ, "NEWSFLOW_REDIS_URL": url, "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
+           "NEWSFLOW_STORAGE_URL": f"sqlite:///{tmp_path / 'data' / 'newsflow.db'}", "NEWSFLOW_HTTP_PORT": "0",
+           "NEWSFLOW_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
+    stack = subprocess.Popen([sys.executable, "-m", "shared.cli", "up"], cwd=ROOT, env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    assert stack.stdout is not None
+    threading.Thread(target=lambda: lines.extend(line.rstrip() for line in stack.stdout), daemon=True).start()
+    try:
+        wait_for(lambda: sum('"stage.started"' in line for line in lines) == 4, timeout=120,
+                 what="four services started")
+        assert any(line.startswith("redis") and "started a private Redis" in line for line in lines)
+        assert (tmp_path / "data" / "redis" / "appendonly.aof").exists()  # AOF on
+        for stage in ("ingest", "clean", "enrich", "publish"):
+            assert any(line.startswith(f"{stage} ") for line in lines), f"no {stage}-prefixed lines"
+
+        push = subprocess.run([sys.executable, "-m", "shared.cli", "push", str(SEED)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert push.returncode == 0, push.stderr
+
+        def shown() -> bool:
+            result = subprocess.run([sys.executable, "-m", "shared.cli", "articles", "list", "--json"], cwd=ROOT,
+                                    env=env, capture_output=True, text=True, timeout=60)
+            return "Sergei Shoigu" in result.stdout
+
+        wait_for(shown, timeout=90, interval=1, what="the seed listed")
+    finally:
+        stack.send_signal(signal.SIGINT)
+        code = stack.wait(timeout=60)
+    assert code == 0, "\n".join(lines[-30:])
+    assert sum('"stage.stopped"' in line for line in lines) == 4
+    assert not redis_up(url)  # the private Redis went down with the stack
