@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
+from structlog.contextvars import bound_contextvars
 
 from shared.broker import make_redis
 from shared.errors import Rejected, TransientError
@@ -254,7 +255,10 @@ class Stage(Generic[In, Out]):
 
     async def handle(self, msg: RedisBatchStreamMessage) -> None:
         """Subscriber body: run the policy over one delivered batch."""
-        await self.run(entries_of(msg))
+        entries = entries_of(msg)
+        # Every line logged while this batch is in hand (library warnings included) names its stage and batch.
+        with bound_contextvars(stage=self.name, batch_id=entries[0].msg_id if entries else None):
+            await self.run(entries)
 
     async def run(self, entries: Sequence[StreamEntry]) -> None:
         """Decode, process, stamp, commit and acknowledge one batch (see the module docstring)."""
@@ -583,10 +587,12 @@ def per_article(step: Callable[[In], Out]) -> Callable[[list[In]], Awaitable[lis
     async def process(items: list[In]) -> list[Out | Rejected]:
         outcomes: list[Out | Rejected] = []
         for item in items:
-            try:
-                outcomes.append(step(item))
-            except Rejected as rej:
-                outcomes.append(rej)
+            # The article's id is the correlation id of whatever the step logs.
+            with bound_contextvars(article_id=_article_id(item)):
+                try:
+                    outcomes.append(step(item))
+                except Rejected as rej:
+                    outcomes.append(rej)
         return outcomes
 
     return process

@@ -222,3 +222,20 @@ async def test_a_restarted_consumer_recovers_what_it_held_before(redis: Redis, s
     assert await redis.xlen(stage.output_stream) == 1
     assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
     await stage.redis.aclose()
+
+
+async def test_the_article_id_is_the_log_context_while_its_step_runs(redis: Redis, settings: Settings) -> None:
+    from structlog.contextvars import get_contextvars
+
+    seen: list[dict[str, object]] = []
+
+    def step(article: IngestedArticle) -> CleanedArticle:
+        seen.append(get_contextvars())
+        return cleaned(article)
+
+    stage = make_stage(settings, per_article(step))
+    article = ingested("context please")
+    await stage.run([StreamEntry("", {b"data": article.to_json()})])
+    assert seen[0]["article_id"] == article.id
+    assert "article_id" not in get_contextvars()  # unbound afterwards
+    await stage.redis.aclose()
