@@ -11,10 +11,18 @@ from __future__ import annotations
 import re
 
 from lxml import etree
-from lxml.html import HtmlElement, HTMLParser, fromstring
+from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HTMLParser, HtmlProcessingInstruction, fromstring
 
 # The parser trafilatura uses, so the tree it is handed is the one it would have built itself.
 _PARSER = HTMLParser(collect_ids=False, default_doctype=False, encoding="utf-8", remove_comments=True, remove_pis=True)
+# lxml.html picks each element's proxy class in a Python callback (FormElement, InputElement, …), which ran about
+# 3,000 times a page and cost 7 % of the HTML run time; nothing downstream uses the form classes, so every
+# element gets the plain HtmlElement from lxml's C-level lookup.
+_PARSER.set_element_class_lookup(
+    etree.ElementDefaultClassLookup(
+        element=HtmlElement, comment=HtmlComment, pi=HtmlProcessingInstruction, entity=HtmlEntity
+    )
+)
 # C0 controls other than tab, newline and carriage return: libxml2 rejects them.
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20)])
 # U+FFFE and U+FFFF are not XML characters either.
