@@ -11,14 +11,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from lxml import etree
 from lxml.html import HtmlElement
 
 _JSON_LD_ARTICLE = re.compile(r"(?:News|Blog|Scholarly|Tech|Report|Analysis|Opinion)?Article|Posting|Report$", re.I)
 _SPACES = re.compile(r"\s+")
-_BYLINE_XPATH = (
-    "//*[@rel='author' or @itemprop='author' or contains(@class, 'byline') or contains(@class, 'author-name')"
-    " or contains(@class, 'author') or contains(@id, 'byline')][not(self::meta) and not(self::link)]"
-)
+_NOT_BYLINES = frozenset({"meta", "link"})
 _MAX_BYLINE_ELEMENTS = 12
 _MAX_BYLINE_CHARS = 120
 
@@ -35,19 +33,63 @@ class PageMeta:
     byline_texts: list[str] = field(default_factory=list)
 
 
+@dataclass
+class _Declarations:
+    """The elements metadata is read from, found in one walk over the page (each lookup used to walk it again)."""
+
+    tags: dict[str, str] = field(default_factory=dict)
+    ld: dict[str, Any] = field(default_factory=dict)
+    first_h1: str | None = None
+    head_title: str | None = None
+    canonical: str | None = None
+    time_datetime: str | None = None
+
+
+def _declarations(tree: HtmlElement) -> _Declarations:
+    found = _Declarations()
+    seen_h1 = seen_title = seen_canonical = seen_time = False
+    for element in tree.iter("meta", "script", "link", "time", "h1", "title"):
+        tag = element.tag
+        if tag == "meta":
+            _add_meta_tag(element, found.tags)
+        elif tag == "script":
+            if not found.ld:
+                found.ld = _json_ld_article(element)
+        elif tag == "link":
+            # The first <link rel="canonical"> with an href, as `//link[@rel='canonical']/@href` would give.
+            href = element.get("href")
+            if not seen_canonical and href is not None and element.get("rel") == "canonical":
+                seen_canonical, found.canonical = True, _text(href)
+        elif tag == "time":
+            value = element.get("datetime")
+            if not seen_time and value is not None:
+                seen_time, found.time_datetime = True, _text(value)
+        elif tag == "h1":
+            if not seen_h1:
+                seen_h1, found.first_h1 = True, _text(element.text_content())
+        elif not seen_title and _parent_tag(element) == "head":
+            seen_title, found.head_title = True, _text(element.text_content())
+    return found
+
+
+def _parent_tag(element: HtmlElement) -> str | None:
+    parent = element.getparent()
+    return None if parent is None else str(parent.tag)
+
+
 def read_page_meta(tree: HtmlElement) -> PageMeta:
     """Collect declared metadata, preferring schema.org, then OpenGraph/Twitter, then plain HTML."""
     meta = PageMeta()
-    tags = _meta_tags(tree)
-    ld = _json_ld_article(tree)
+    found = _declarations(tree)
+    tags, ld = found.tags, found.ld
 
     meta.title = _first(
         _text(ld.get("headline")),
         tags.get("og:title"),
         tags.get("twitter:title"),
         tags.get("dc.title"),
-        _first_text(tree, "//h1"),
-        _first_text(tree, "//head/title"),
+        found.first_h1,
+        found.head_title,
     )
     meta.site_name = _first(
         tags.get("og:site_name"),
@@ -55,7 +97,7 @@ def read_page_meta(tree: HtmlElement) -> PageMeta:
         tags.get("application-name"),
         tags.get("twitter:site", "").lstrip("@") or None,
     )
-    meta.url = _first(_attribute(tree, "//link[@rel='canonical']/@href"), tags.get("og:url"))
+    meta.url = _first(found.canonical, tags.get("og:url"))
     meta.published = _first(
         _text(ld.get("datePublished")),
         tags.get("article:published_time"),
@@ -67,7 +109,7 @@ def read_page_meta(tree: HtmlElement) -> PageMeta:
         tags.get("dc.date.issued"),
         tags.get("dc.date"),
         tags.get("sailthru.date"),
-        _attribute(tree, "//time[@datetime][1]/@datetime"),
+        found.time_datetime,
     )
     meta.authors = _authors(ld.get("author")) or _split_names(
         _first(tags.get("author"), tags.get("article:author"), tags.get("dc.creator"), tags.get("byl"))
@@ -76,41 +118,55 @@ def read_page_meta(tree: HtmlElement) -> PageMeta:
     return meta
 
 
+def _is_byline_element(element: HtmlElement) -> bool:
+    """rel/itemprop "author", or a class naming the author or byline, or an id naming the byline."""
+    if element.get("rel") == "author" or element.get("itemprop") == "author":
+        return True
+    classes = element.get("class")
+    if classes is not None and ("byline" in classes or "author" in classes):
+        return True
+    identifier = element.get("id")
+    return identifier is not None and "byline" in identifier
+
+
 def _byline_texts(tree: HtmlElement) -> list[str]:
     """Short texts of elements marked as the author or byline (rel/itemprop/class), in document order."""
     texts: list[str] = []
-    for element in tree.xpath(_BYLINE_XPATH)[:_MAX_BYLINE_ELEMENTS]:
+    # A walk in Python with plain attribute tests: the equivalent XPath (`contains(@class, …)`) took 1.4 ms a page.
+    marked = 0
+    for element in tree.iter(etree.Element):
+        if element.tag in _NOT_BYLINES or not _is_byline_element(element):
+            continue
+        marked += 1
         text = _text(element.text_content())
         if text and len(text) <= _MAX_BYLINE_CHARS and text not in texts:
             texts.append(text)
+        if marked >= _MAX_BYLINE_ELEMENTS:
+            break
     return texts
 
 
-def _meta_tags(tree: HtmlElement) -> dict[str, str]:
+def _add_meta_tag(element: HtmlElement, tags: dict[str, str]) -> None:
     """<meta name|property|itemprop=… content=…>, first value wins, keys lowercased."""
-    tags: dict[str, str] = {}
-    for element in tree.iter("meta"):
-        key = element.get("property") or element.get("name") or element.get("itemprop")
-        content = element.get("content")
-        if key and content and content.strip():
-            tags.setdefault(key.strip().lower(), _SPACES.sub(" ", content).strip())
-    return tags
+    key = element.get("property") or element.get("name") or element.get("itemprop")
+    content = element.get("content")
+    if key and content and content.strip():
+        tags.setdefault(key.strip().lower(), _SPACES.sub(" ", content).strip())
 
 
-def _json_ld_article(tree: HtmlElement) -> dict[str, Any]:
-    """The first schema.org object in JSON-LD whose @type is an article (or that has a headline)."""
-    for script in tree.iter("script"):
-        if (script.get("type") or "").lower() != "application/ld+json" or not script.text:
-            continue
-        try:
-            data = json.loads(script.text)
-        except ValueError:
-            continue
-        for item in _walk_ld(data):
-            kind = item.get("@type")
-            kinds = kind if isinstance(kind, list) else [kind]
-            if any(isinstance(k, str) and _JSON_LD_ARTICLE.search(k) for k in kinds) or "headline" in item:
-                return item
+def _json_ld_article(script: HtmlElement) -> dict[str, Any]:
+    """The first schema.org object in a JSON-LD script whose @type is an article (or that has a headline)."""
+    if (script.get("type") or "").lower() != "application/ld+json" or not script.text:
+        return {}
+    try:
+        data = json.loads(script.text)
+    except ValueError:
+        return {}
+    for item in _walk_ld(data):
+        kind = item.get("@type")
+        kinds = kind if isinstance(kind, list) else [kind]
+        if any(isinstance(k, str) and _JSON_LD_ARTICLE.search(k) for k in kinds) or "headline" in item:
+            return item
     return {}
 
 
@@ -159,15 +215,3 @@ def _text(value: Any) -> str | None:
 
 def _first(*values: str | None) -> str | None:
     return next((value for value in values if value), None)
-
-
-def _first_text(tree: HtmlElement, xpath: str) -> str | None:
-    for element in tree.xpath(xpath)[:1]:
-        return _text(element.text_content())
-    return None
-
-
-def _attribute(tree: HtmlElement, xpath: str) -> str | None:
-    for value in tree.xpath(xpath)[:1]:
-        return _text(str(value))
-    return None
