@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from lxml import etree
 from lxml.html import HtmlElement
+
+from services.clean.htmlparse import DECLARATION_TAGS
 
 _JSON_LD_ARTICLE = re.compile(r"(?:News|Blog|Scholarly|Tech|Report|Analysis|Opinion)?Article|Posting|Report$", re.I)
 _SPACES = re.compile(r"\s+")
@@ -45,10 +48,10 @@ class _Declarations:
     time_datetime: str | None = None
 
 
-def _declarations(tree: HtmlElement) -> _Declarations:
+def _declarations(elements: Iterable[HtmlElement]) -> _Declarations:
     found = _Declarations()
     seen_h1 = seen_title = seen_canonical = seen_time = False
-    for element in tree.iter("meta", "script", "link", "time", "h1", "title"):
+    for element in elements:
         tag = element.tag
         if tag == "meta":
             _add_meta_tag(element, found.tags)
@@ -77,10 +80,14 @@ def _parent_tag(element: HtmlElement) -> str | None:
     return None if parent is None else str(parent.tag)
 
 
-def read_page_meta(tree: HtmlElement) -> PageMeta:
-    """Collect declared metadata, preferring schema.org, then OpenGraph/Twitter, then plain HTML."""
+def read_page_meta(tree: HtmlElement, declarations: Iterable[HtmlElement] | None = None) -> PageMeta:
+    """Collect declared metadata, preferring schema.org, then OpenGraph/Twitter, then plain HTML.
+
+    `declarations` are the page's meta/script/link/time/h1/title elements in document order, when a walk over
+    the page already found them.
+    """
     meta = PageMeta()
-    found = _declarations(tree)
+    found = _declarations(tree.iter(*DECLARATION_TAGS) if declarations is None else declarations)
     tags, ld = found.tags, found.ld
 
     meta.title = _first(

@@ -9,6 +9,7 @@ encoding gives the same tree in about half the time.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from lxml import etree
 from lxml.html import HtmlComment, HtmlElement, HtmlEntity, HTMLParser, HtmlProcessingInstruction, fromstring
@@ -34,6 +35,25 @@ _SELF_CLOSING_HTML = re.compile(rb"(<html.*?)\s*/>", re.IGNORECASE)
 _INERT_TAGS = ("style", "svg", "template")
 _INERT_MARK = "newsflow-inert"
 _STRUCTURED_DATA = "application/ld+json"
+# Where the page declares its metadata (read by htmlmeta).
+DECLARATION_TAGS = ("meta", "script", "link", "time", "h1", "title")
+_DECLARATIONS = frozenset(DECLARATION_TAGS)
+# Elements whose own text is code or markup, never shown.
+_CODE_TAGS = frozenset(("script", "style", "template", "noscript"))
+# Text nodes shorter than this say nothing about where a line of the story sits ("Share", "1").
+MIN_TEXT_NODE_CHARS = 8
+
+
+@dataclass
+class PageParts:
+    """The elements the clean stage reads, gathered in one walk over the parsed page, in document order."""
+
+    declarations: list[HtmlElement] = field(default_factory=list)
+    anchors: list[HtmlElement] = field(default_factory=list)
+    scripts: list[HtmlElement] = field(default_factory=list)
+    # The body's text nodes of at least MIN_TEXT_NODE_CHARS characters: (text, element, whether it is the
+    # element's tail, i.e. shown by the element's parent).
+    texts: list[tuple[str, HtmlElement, bool]] = field(default_factory=list)
 
 
 def parse_html(html: str) -> HtmlElement | None:
@@ -60,13 +80,43 @@ def parse_html(html: str) -> HtmlElement | None:
     return tree
 
 
-def strip_inert_elements(tree: HtmlElement) -> None:
+def walk_page(tree: HtmlElement) -> PageParts:
+    """Gather metadata declarations, links, scripts and body text nodes in a single pass.
+
+    Each whole-page lookup (`tree.iter("a")`, an XPath over text nodes) costs 0.2 to 0.6 ms on a news page;
+    one Python walk that sorts elements by tag replaces five of them.
+    """
+    parts = PageParts()
+    in_body = False
+    for element in tree.iter():
+        tag = element.tag
+        if tag in _DECLARATIONS:
+            parts.declarations.append(element)
+            if tag == "script":
+                parts.scripts.append(element)
+        elif tag == "a":
+            parts.anchors.append(element)
+        elif tag == "body":
+            in_body = True
+        if not in_body:
+            continue
+        text = element.text
+        if text and len(text) >= MIN_TEXT_NODE_CHARS and tag not in _CODE_TAGS and not text.isspace():
+            parts.texts.append((text, element, False))
+        tail = element.tail
+        if tail and len(tail) >= MIN_TEXT_NODE_CHARS and not tail.isspace():
+            parts.texts.append((tail, element, True))
+    return parts
+
+
+def strip_inert_elements(tree: HtmlElement, scripts: list[HtmlElement] | None = None) -> None:
     """Remove scripts (but not JSON-LD), styles, inline SVG and templates, keeping the text that follows them.
 
     They hold about 250 kB of a typical news page, which trafilatura otherwise copies three times before it
-    removes them itself. Read metadata and links before calling this.
+    removes them itself. Read metadata and links before calling this. `scripts` are the page's scripts when a
+    walk already found them.
     """
-    for script in tree.iter("script"):
+    for script in tree.iter("script") if scripts is None else scripts:
         # JSON-LD stays: trafilatura's rescue extractor reads `articleBody` from it.
         if (script.get("type") or "").strip().lower() != _STRUCTURED_DATA:
             script.tag = _INERT_MARK

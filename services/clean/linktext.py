@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from lxml.html import HtmlElement
@@ -35,11 +36,12 @@ class PageLinks:
             bucket.append(tokens)
 
 
-def page_links(tree: HtmlElement) -> PageLinks:
+def page_links(tree: HtmlElement, anchors: Iterable[HtmlElement] | None = None) -> PageLinks:
     """Collect the text of every link on the page that leads away from it (in-page `#anchors` are tables of
-    contents and footnotes whose targets are part of the article)."""
+    contents and footnotes whose targets are part of the article). `anchors` are the page's `<a>` elements when a
+    walk already found them."""
     links = PageLinks()
-    for anchor in tree.iter("a"):
+    for anchor in tree.iter("a") if anchors is None else anchors:
         href = (anchor.get("href") or "").strip()
         if not href or href.startswith("#") or href.lower().startswith("javascript:"):
             continue

@@ -7,7 +7,7 @@ import json
 from lxml import etree
 from lxml.html import HtmlElement
 
-from services.clean.htmlparse import parse_html, strip_inert_elements
+from services.clean.htmlparse import parse_html, strip_inert_elements, walk_page
 
 
 def _body_text(tree: HtmlElement | None) -> str:
@@ -61,3 +61,25 @@ def test_inert_elements_go_and_the_text_after_them_stays() -> None:
     assert [element.tag for element in tree.iter("script", "style", "svg", "template")] == ["script"]
     # JSON-LD stays for the extractor's rescue pass, which reads articleBody from it.
     assert "articleBody" in etree.tostring(tree, encoding="unicode")
+
+
+def test_walk_page_gathers_declarations_links_scripts_and_body_text_in_one_pass() -> None:
+    tree = parse_html(
+        "<html><head><title>Harbour news</title><meta property='og:title' content='Pier reopens'>"
+        "<script>var tracking = 'not text at all';</script></head><body>"
+        "<h1>Pier reopens</h1><p>Ferries return <a href='/ferries'>to the north pier</a> after repairs.</p>"
+        '<script type=\'application/ld+json\'>{"headline": "Pier reopens"}</script></body></html>'
+    )
+    assert tree is not None
+    parts = walk_page(tree)
+    assert [element.tag for element in parts.declarations] == ["title", "meta", "script", "h1", "script"]
+    assert [anchor.text for anchor in parts.anchors] == ["to the north pier"]
+    assert len(parts.scripts) == 2
+    texts = [(text, element.tag, is_tail) for text, element, is_tail in parts.texts]
+    # Head text, script code and nodes too short to place a line ("Ferries" alone would be) are left out.
+    assert texts == [
+        ("Pier reopens", "h1", False),
+        ("Ferries return ", "p", False),
+        ("to the north pier", "a", False),
+        (" after repairs.", "a", True),
+    ]

@@ -1,0 +1,189 @@
+"""Where each extracted line sits in the page, and the lines that sit where a reader would not see story text.
+
+Two language-independent signals from the page's structure, read on the tree that was parsed once:
+
+- a line whose element is hidden (`hidden`, `aria-hidden="true"`, `display:none`, a `hidden`/`sr-only` class) or
+  lives inside a video player's controls is not something a reader of the story sees;
+- trailing short lines that sit outside the element holding the story (comment-policy notices, app-download
+  widgets, "contributed to this report" boxes) belong to the page around the story, not to it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+
+from lxml.html import HtmlElement
+
+from services.clean.htmlparse import MIN_TEXT_NODE_CHARS
+from services.clean.lines import count_words
+
+# A text node locates a line when it is at least this share of the line (the rest is inline markup around it).
+_LOCATE_SHARE = 0.5
+_BULLET = re.compile(r"^[-*•]\s+")
+# Where a text node may start inside a line: at a word's start or end (a tail often opens with punctuation).
+_BOUNDARY = re.compile(r"\b|(?<= )")
+
+# Class and id tokens (whole tokens, never substrings of longer names) of content hidden from sighted readers.
+_HIDDEN_TOKENS = frozenset(
+    "hidden hide is-hidden d-none sr-only visually-hidden visuallyhidden screen-reader-text screenreader-only".split()
+)
+# Video players (video.js and its skins) print their menus, captions settings and error dialogs as text.
+_PLAYER_TOKENS = frozenset("video-js".split())
+_PLAYER_PREFIXES = ("vjs-",)
+# Every token above contains one of these.
+_NAME_HINTS = ("hid", "sr-only", "screen", "d-none", "vjs-", "video-js")
+_TRUE = frozenset(("true", "TRUE", "True"))
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+# The story's container is the deepest element holding at least this share of the located body words.
+_STORY_SHARE = 0.8
+# Trailing lines shorter than this may be widgets and notices rather than the story's last paragraph.
+_SHORT_LINE_WORDS = 15
+# Never strip more than this share of the body's words: a larger tail means the container was misjudged.
+_MAX_TAIL_SHARE = 0.2
+# A hidden or player container holding more than this share of the located words is the story itself (revealed
+# by a script, or a video page whose player wraps the article), never furniture to drop.
+_MAX_CONTAINER_SHARE = 0.2
+
+
+class LineMap:
+    """The page's text nodes with the element that shows each, and a lookup from an extracted line to them."""
+
+    def __init__(self, texts: Iterable[tuple[str, HtmlElement, bool]]) -> None:
+        """Index the body's text nodes as `walk_page` gathers them: (text, element, is the element's tail)."""
+        self._exact: dict[str, list[tuple[HtmlElement, bool]]] = {}
+        # Text nodes by their first characters, so a line is searched at its boundaries rather than node by node.
+        self._by_prefix: dict[str, list[str]] = {}
+        for raw, element, is_tail in texts:
+            text = " ".join(raw.split())
+            if len(text) < MIN_TEXT_NODE_CHARS:
+                continue
+            shown = self._exact.get(text)
+            if shown is None:
+                self._exact[text] = [(element, is_tail)]
+                self._by_prefix.setdefault(text[:MIN_TEXT_NODE_CHARS], []).append(text)
+            else:
+                shown.append((element, is_tail))
+
+    def _elements(self, text: str) -> list[HtmlElement]:
+        """The elements that show `text`: a tail is shown by its element's parent."""
+        shown: list[HtmlElement] = []
+        for element, is_tail in self._exact[text]:
+            owner = element.getparent() if is_tail else element
+            if owner is not None and owner not in shown:
+                shown.append(owner)
+        return shown
+
+    def locate(self, line: str) -> list[HtmlElement]:
+        """The elements showing a text node that is most of `line` (several when the page repeats that text);
+        empty when the line cannot be placed."""
+        wanted = " ".join(_BULLET.sub("", line).split())
+        if wanted in self._exact:
+            return self._elements(wanted)
+        shortest = _LOCATE_SHARE * len(wanted)
+        # Two text nodes of one line cannot both be most of it, so the first found is the answer; it must start
+        # early enough to be that long.
+        for match in _BOUNDARY.finditer(wanted, 0, int(len(wanted) - shortest) + 1):
+            start = match.start()
+            for fragment in self._by_prefix.get(wanted[start : start + MIN_TEXT_NODE_CHARS], ()):
+                if len(fragment) >= shortest and wanted.startswith(fragment, start):
+                    return self._elements(fragment)
+        return []
+
+
+def _is_unseen(element: HtmlElement) -> bool:
+    """Hidden from sighted readers, or part of a video player."""
+    if element.get("hidden") is not None or element.get("aria-hidden") in _TRUE:
+        return True
+    style = element.get("style")
+    if style and _HIDDEN_STYLE.search(style):
+        return True
+    names = f"{element.get('class') or ''} {element.get('id') or ''}".lower()
+    # Most elements name nothing of the kind; the substring test spares them the token split.
+    if not any(hint in names for hint in _NAME_HINTS):
+        return False
+    return any(
+        token in _HIDDEN_TOKENS or token in _PLAYER_TOKENS or token.startswith(_PLAYER_PREFIXES)
+        for token in names.split()
+    )
+
+
+class _Marks:
+    """The unseen containers (hidden, player) around elements, each element judged once per page."""
+
+    def __init__(self) -> None:
+        self._chains: dict[HtmlElement, tuple[HtmlElement, ...]] = {}
+
+    def marked(self, element: HtmlElement) -> tuple[HtmlElement, ...]:
+        """The element and its ancestors that are hidden or belong to a video player, innermost first."""
+        # Lines share most of their ancestors: walk up only to the first element already judged.
+        path: list[HtmlElement] = []
+        chain: tuple[HtmlElement, ...] = ()
+        current: HtmlElement | None = element
+        while current is not None:
+            known = self._chains.get(current)
+            if known is not None:
+                chain = known
+                break
+            path.append(current)
+            current = current.getparent()
+        for node in reversed(path):
+            if _is_unseen(node):
+                chain = (node, *chain)
+            self._chains[node] = chain
+        return chain
+
+
+def unseen_lines(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> set[int]:
+    """Indexes of the lines every copy of which sits in a hidden element or a video player's controls."""
+    marks = _Marks()
+    weights = [count_words(paragraph) for paragraph in paragraphs]
+    total = sum(weights)
+    per_line = [[marks.marked(element) for element in elements] for elements in located]
+    words_inside: dict[HtmlElement, int] = {}
+    for copies, weight in zip(per_line, weights, strict=True):
+        for container in {container for copy in copies for container in copy}:
+            words_inside[container] = words_inside.get(container, 0) + weight
+    small = {container for container, words in words_inside.items() if words <= _MAX_CONTAINER_SHARE * total}
+    return {
+        index
+        for index, copies in enumerate(per_line)
+        if copies and all(any(container in small for container in copy) for copy in copies)
+    }
+
+
+def trailing_outside_story(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> int:
+    """How many lines at the end of `paragraphs` sit outside the element that holds the story (0 when unsure)."""
+    # A last line of running prose is the story's own ending; only short trailing lines are suspects.
+    if len(paragraphs) < 3 or count_words(paragraphs[-1]) >= _SHORT_LINE_WORDS:
+        return 0
+    weights = [count_words(paragraph) for paragraph in paragraphs]
+    total = sum(weights)
+    if not total:
+        return 0
+    # The story's container: the deepest element holding most of the located words (first copy of each line).
+    held: dict[HtmlElement, int] = {}
+    depth: dict[HtmlElement, int] = {}
+    for elements, weight in zip(located, weights, strict=True):
+        if not elements:
+            continue
+        chain = [elements[0], *elements[0].iterancestors()]
+        for level, ancestor in enumerate(reversed(chain)):
+            held[ancestor] = held.get(ancestor, 0) + weight
+            depth[ancestor] = level
+    candidates = [element for element, words in held.items() if words >= _STORY_SHARE * total]
+    if not candidates:
+        return 0
+    story = max(candidates, key=lambda element: depth[element])
+    # The tail starts after the last line found inside the story; lines that could not be placed go with their
+    # neighbours, but at least one tail line must have been placed outside.
+    cut = len(paragraphs)
+    while cut > 0 and not any(_inside(element, story) for element in located[cut - 1]):
+        cut -= 1
+    if not any(located[cut:]) or sum(weights[cut:]) > _MAX_TAIL_SHARE * total:
+        return 0
+    return len(paragraphs) - cut
+
+
+def _inside(element: HtmlElement, container: HtmlElement) -> bool:
+    return element is container or any(ancestor is container for ancestor in element.iterancestors())

@@ -1,0 +1,139 @@
+"""Lines placed by where they sit in the page: hidden elements, video players, notices after the story."""
+
+from __future__ import annotations
+
+from services.clean.html import extract_html
+from services.clean.htmlparse import parse_html, walk_page
+from services.clean.storymap import LineMap, trailing_outside_story, unseen_lines
+
+STORY = [
+    "The harbour authority said on Tuesday that the northern pier would reopen to ferries next month, after a "
+    "winter of repairs to the timber piles that storms had loosened in January.",
+    "Engineers replaced more than two hundred piles and rebuilt the landing stage, which had been closed since a "
+    "fishing boat struck it during the worst of the January gales.",
+    "Ferry operators welcomed the news, saying the closure had forced them to use the smaller southern pier, where "
+    "only one vessel can berth at a time and queues of cars stretched back into the town.",
+    "The authority said the total cost of the work, just under four million euros, would be shared with the "
+    "regional government, which declared the storm damage a disaster last spring.",
+]
+
+
+def page(*, inside: str = "", after: str = "", wrapper_attrs: str = 'class="article-body"') -> str:
+    paragraphs = "".join(f"<p>{paragraph}</p>" for paragraph in STORY)
+    return f"""<!DOCTYPE html><html lang="en"><head><title>Northern pier to reopen | Coast Gazette</title>
+<meta property="og:title" content="Northern pier to reopen"></head><body>
+<main><article><h1>Northern pier to reopen</h1>
+<div {wrapper_attrs}>{paragraphs}{inside}</div>
+{after}
+</article></main></body></html>"""
+
+
+def body_of(html: str) -> str:
+    return "\n".join(extract_html(html).paragraphs)
+
+
+def test_the_story_alone_is_kept_whole() -> None:
+    body = body_of(page())
+    assert all(paragraph in body for paragraph in STORY)
+
+
+def test_topic_tags_in_a_hidden_list_are_dropped() -> None:
+    tags = '<ul id="topics" class="hidden"><li>Politics &amp; Government</li><li>Arts &amp; Entertainment</li></ul>'
+    body = body_of(page(inside=tags))
+    assert "Politics & Government" not in body and "Arts & Entertainment" not in body
+    assert STORY[-1] in body
+
+
+def test_text_hidden_by_attribute_style_or_aria_is_dropped() -> None:
+    hidden = (
+        "<div hidden><p>Loading weather data for your area now</p></div>"
+        '<div style="display: none"><p>Only subscribers can save articles to read later.</p></div>'
+        '<div aria-hidden="true"><p>This dialog can be closed with the Escape key.</p></div>'
+    )
+    body = body_of(page(inside=hidden))
+    for junk in ("Loading weather", "Only subscribers", "Escape key"):
+        assert junk not in body
+    assert all(paragraph in body for paragraph in STORY)
+
+
+def judged(html: str, lines: list[str]) -> tuple[set[int], int]:
+    """(unseen line indexes, trailing lines outside the story) for `lines` as an extractor returned them."""
+    tree = parse_html(html)
+    assert tree is not None
+    line_map = LineMap(walk_page(tree).texts)
+    located = [line_map.locate(line) for line in lines]
+    return unseen_lines(located, lines), trailing_outside_story(located, lines)
+
+
+def test_video_player_menus_are_unseen() -> None:
+    # video.js prints its captions menu and error dialog as text inside the article, where extractors keep it.
+    player = (
+        '<div class="video-js vjs-paused" role="region"><div class="vjs-control-bar"><ul class="vjs-menu-content">'
+        '<li class="vjs-menu-item">descriptions off<span class="vjs-control-text">, selected</span></li></ul></div>'
+        '<p class="vjs-modal-dialog-description">This is a modal window. It can be closed with the Escape key.</p>'
+        "</div>"
+    )
+    html = page().replace(f"<p>{STORY[2]}</p>", player + f"<p>{STORY[2]}</p>")
+    lines = [
+        *STORY[:2],
+        "- descriptions off, selected",
+        "This is a modal window. It can be closed with the Escape key.",
+        *STORY[2:],
+    ]
+    unseen, _ = judged(html, lines)
+    assert unseen == {2, 3}
+
+
+def test_a_player_wrapping_the_whole_story_is_not_furniture() -> None:
+    # A video page whose player markup encloses the article: the container holds the story, so nothing goes.
+    assert judged(page(wrapper_attrs='class="video-js"'), STORY) == (set(), 0)
+    # The same for a story hidden until a script reveals it.
+    assert judged(page(wrapper_attrs='style="display:none"'), STORY) == (set(), 0)
+
+
+def test_short_lines_after_the_story_outside_its_container_are_cut() -> None:
+    after = (
+        '<div class="box"><h3>Today on the Gazette</h3><p>Thanks for signing up!</p>'
+        "<p>Now check your phone to download our new app.</p></div>"
+    )
+    lines = [*STORY, "Today on the Gazette", "Thanks for signing up!", "Now check your phone to download our new app."]
+    assert judged(page(after=after), lines) == (set(), 3)
+
+
+def test_a_short_last_line_inside_the_story_container_stays() -> None:
+    closing = "<p>The pier reopens on 4 May at noon.</p>"
+    lines = [*STORY, "The pier reopens on 4 May at noon."]
+    assert judged(page(inside=closing), lines) == (set(), 0)
+
+
+def test_a_long_tail_outside_the_story_is_left_alone() -> None:
+    # More than a fifth of the words outside the container means the container was misjudged, not a widget.
+    after = "".join(f"<p>{paragraph} Again.</p>" for paragraph in STORY[:2])
+    lines = [*STORY, *(f"{paragraph} Again." for paragraph in STORY[:2]), "A last short line here"]
+    html = page(after=after + "<p>A last short line here</p>")
+    assert judged(html, lines)[1] == 0
+
+
+def test_a_hidden_copy_of_a_visible_paragraph_keeps_it() -> None:
+    # A share dialog quoting the story's first paragraph must not take the paragraph itself away.
+    dialog = f'<div class="hidden"><p>{STORY[0]}</p></div>'
+    assert STORY[0] in body_of(page(after=dialog))
+
+
+def test_a_story_hidden_until_a_script_reveals_it_is_kept() -> None:
+    body = body_of(page(wrapper_attrs='style="display:none"'))
+    assert all(paragraph in body for paragraph in STORY)
+
+
+def test_lines_are_located_through_inline_markup() -> None:
+    tree = parse_html(
+        "<html><body><div id='a'><p>Ferries will use the <a href='/p'>northern pier</a> again from May, "
+        "the harbour authority said.</p></div><ul class='x'><li>Politics &amp; Government</li></ul></body></html>"
+    )
+    assert tree is not None
+    line_map = LineMap(walk_page(tree).texts)
+    [paragraph] = line_map.locate("Ferries will use the northern pier again from May, the harbour authority said.")
+    assert paragraph.tag == "p"
+    [item] = line_map.locate("- Politics & Government")
+    assert item.tag == "li"
+    assert line_map.locate("A line that is nowhere on the page at all") == []
