@@ -6,6 +6,10 @@ Two language-independent signals from the page's structure, read on the tree tha
   lives inside a video player's controls is not something a reader of the story sees;
 - trailing short lines that sit outside the element holding the story (comment-policy notices, app-download
   widgets, "contributed to this report" boxes) belong to the page around the story, not to it.
+
+Measured on the dev set and left out: class/id/role tokens of widgets (modal, dialog, newsletter, promo, related,
+share, social, comments, subscribe, role=dialog/menu) removed nothing trafilatura had kept, and `paywall` marks
+the story's own paragraphs on some sites (wired_001 lost 80 % of its text).
 """
 
 from __future__ import annotations
