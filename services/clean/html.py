@@ -29,7 +29,7 @@ from services.clean.lines import (
     words_of,
 )
 from services.clean.linktext import PageLinks, link_coverage, page_links
-from services.clean.storymap import LineMap, trailing_outside_story, unseen_lines
+from services.clean.storymap import LineMap, outside_story_edges, unseen_lines
 from services.clean.text import extract_text, split_units, tail_bios
 from services.clean.unicode import matching_form, repair_text
 
@@ -138,7 +138,7 @@ def extract_html(html: str, *, url: str | None = None) -> HtmlExtraction:
 
 def _drop_by_position(parts: PageParts, paragraphs: list[str], dropped: Counter[str]) -> list[str]:
     """Drop lines the page hides from its readers or prints inside a video player's controls, then short lines
-    after the story that sit outside the element holding it."""
+    before and after the story that sit outside the element holding it."""
     if not paragraphs:
         return paragraphs
     line_map = LineMap(parts.texts)
@@ -148,9 +148,9 @@ def _drop_by_position(parts: PageParts, paragraphs: list[str], dropped: Counter[
         dropped["unseen"] += len(unseen)
         paragraphs = [p for index, p in enumerate(paragraphs) if index not in unseen]
         located = [where for index, where in enumerate(located) if index not in unseen]
-    tail = trailing_outside_story(located, paragraphs)
-    dropped["outside_story"] += tail
-    return paragraphs[: len(paragraphs) - tail]
+    head, tail = outside_story_edges(located, paragraphs)
+    dropped["outside_story"] += head + tail
+    return paragraphs[head : len(paragraphs) - tail]
 
 
 def _drop_unconfirmed_head(tree: HtmlElement | None, paragraphs: list[str], dropped: Counter[str]) -> list[str]:

@@ -45,6 +45,10 @@ _STORY_SHARE = 0.8
 _SHORT_LINE_WORDS = 15
 # Never strip more than this share of the body's words: a larger tail means the container was misjudged.
 _MAX_TAIL_SHARE = 0.2
+# Lines above the story outside its container (teasers, decks, bylines) hold at most this share of the words, and
+# none of them is as long as a paragraph of running prose.
+_MAX_HEAD_SHARE = 0.1
+_LONG_HEAD_LINE_WORDS = 40
 # A hidden or player container holding more than this share of the located words is the story itself (revealed
 # by a script, or a video page whose player wraps the article), never furniture to drop.
 _MAX_CONTAINER_SHARE = 0.2
@@ -156,16 +160,11 @@ def unseen_lines(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[
     }
 
 
-def trailing_outside_story(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> int:
-    """How many lines at the end of `paragraphs` sit outside the element that holds the story (0 when unsure)."""
-    # A last line of running prose is the story's own ending; only short trailing lines are suspects.
-    if len(paragraphs) < 3 or count_words(paragraphs[-1]) >= _SHORT_LINE_WORDS:
-        return 0
-    weights = [count_words(paragraph) for paragraph in paragraphs]
+def _story_container(located: Sequence[Sequence[HtmlElement]], weights: Sequence[int]) -> HtmlElement | None:
+    """The deepest element holding most of the located words (first copy of each line); None when none does."""
     total = sum(weights)
     if not total:
-        return 0
-    # The story's container: the deepest element holding most of the located words (first copy of each line).
+        return None
     held: dict[HtmlElement, int] = {}
     depth: dict[HtmlElement, int] = {}
     for elements, weight in zip(located, weights, strict=True):
@@ -176,17 +175,56 @@ def trailing_outside_story(located: Sequence[Sequence[HtmlElement]], paragraphs:
             held[ancestor] = held.get(ancestor, 0) + weight
             depth[ancestor] = level
     candidates = [element for element, words in held.items() if words >= _STORY_SHARE * total]
-    if not candidates:
+    return max(candidates, key=lambda element: depth[element]) if candidates else None
+
+
+def outside_story_edges(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> tuple[int, int]:
+    """How many lines at the start and at the end of `paragraphs` sit outside the element that holds the story
+    (0 for an edge when unsure)."""
+    weights = [count_words(paragraph) for paragraph in paragraphs]
+    story = _story_container(located, weights)
+    if story is None or len(paragraphs) < 3:
+        return 0, 0
+    inside = [any(_inside(element, story) for element in elements) for elements in located]
+    tail = _trailing_outside(located, weights, inside)
+    head = _leading_outside(located[: len(located) - tail], weights[: len(weights) - tail], inside)
+    return head, tail
+
+
+def trailing_outside_story(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> int:
+    """How many lines at the end of `paragraphs` sit outside the element that holds the story (0 when unsure)."""
+    return outside_story_edges(located, paragraphs)[1]
+
+
+def _trailing_outside(located: Sequence[Sequence[HtmlElement]], weights: Sequence[int], inside: Sequence[bool]) -> int:
+    # A last line of running prose is the story's own ending; only short trailing lines are suspects.
+    if weights[-1] >= _SHORT_LINE_WORDS:
         return 0
-    story = max(candidates, key=lambda element: depth[element])
     # The tail starts after the last line found inside the story; lines that could not be placed go with their
     # neighbours, but at least one tail line must have been placed outside.
-    cut = len(paragraphs)
-    while cut > 0 and not any(_inside(element, story) for element in located[cut - 1]):
+    cut = len(weights)
+    while cut > 0 and not inside[cut - 1]:
         cut -= 1
-    if not any(located[cut:]) or sum(weights[cut:]) > _MAX_TAIL_SHARE * total:
+    if not any(located[cut:]) or sum(weights[cut:]) > _MAX_TAIL_SHARE * sum(weights):
         return 0
-    return len(paragraphs) - cut
+    return len(weights) - cut
+
+
+def _leading_outside(located: Sequence[Sequence[HtmlElement]], weights: Sequence[int], inside: Sequence[bool]) -> int:
+    # Teasers, decks and bylines above the story: short, few, and at least one placed outside the container.
+    # Engadget's review summary box (pros, cons, verdict) is a long block above the story that the reference keeps;
+    # the caps leave such blocks alone.
+    cut = 0
+    while cut < len(weights) and not inside[cut]:
+        cut += 1
+    if (
+        cut == len(weights)
+        or not any(located[:cut])
+        or sum(weights[:cut]) > _MAX_HEAD_SHARE * sum(weights)
+        or any(weight >= _LONG_HEAD_LINE_WORDS for weight in weights[:cut])
+    ):
+        return 0
+    return cut
 
 
 def _inside(element: HtmlElement, container: HtmlElement) -> bool:

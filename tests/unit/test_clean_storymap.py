@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.clean.html import extract_html
 from services.clean.htmlparse import parse_html, walk_page
-from services.clean.storymap import LineMap, trailing_outside_story, unseen_lines
+from services.clean.storymap import LineMap, outside_story_edges, trailing_outside_story, unseen_lines
 
 STORY = [
     "The harbour authority said on Tuesday that the northern pier would reopen to ferries next month, after a "
@@ -18,11 +18,18 @@ STORY = [
 ]
 
 
-def page(*, inside: str = "", after: str = "", wrapper_attrs: str = 'class="article-body"') -> str:
-    paragraphs = "".join(f"<p>{paragraph}</p>" for paragraph in STORY)
+def page(
+    *,
+    inside: str = "",
+    after: str = "",
+    before: str = "",
+    wrapper_attrs: str = 'class="article-body"',
+    story: list[str] = STORY,
+) -> str:
+    paragraphs = "".join(f"<p>{paragraph}</p>" for paragraph in story)
     return f"""<!DOCTYPE html><html lang="en"><head><title>Northern pier to reopen | Coast Gazette</title>
 <meta property="og:title" content="Northern pier to reopen"></head><body>
-<main><article><h1>Northern pier to reopen</h1>
+<main><article><h1>Northern pier to reopen</h1>{before}
 <div {wrapper_attrs}>{paragraphs}{inside}</div>
 {after}
 </article></main></body></html>"""
@@ -137,3 +144,55 @@ def test_lines_are_located_through_inline_markup() -> None:
     [item] = line_map.locate("- Politics & Government")
     assert item.tag == "li"
     assert line_map.locate("A line that is nowhere on the page at all") == []
+
+
+def edges(html: str, lines: list[str]) -> tuple[int, int]:
+    """(leading, trailing) lines outside the story's container for `lines` as an extractor returned them."""
+    tree = parse_html(html)
+    assert tree is not None
+    line_map = LineMap(walk_page(tree).texts)
+    return outside_story_edges([line_map.locate(line) for line in lines], lines)
+
+
+# A story long enough that a deck and a byline are a small share of it, as on real pages.
+LONGER_STORY = [
+    *STORY,
+    "Harbour staff will spend the coming weeks testing the new landing stage with the authority's own tug, and "
+    "inspectors from the maritime agency are due to sign off the work before the first sailing.",
+    "Residents of the streets around the southern pier said they were relieved, after months in which ferry "
+    "traffic had blocked driveways and kept delivery vans from reaching the shops on the quay.",
+    "The ferry company said timetables would return to their summer pattern from the first week of May, with "
+    "extra sailings at weekends to clear the backlog of bookings made during the closure.",
+]
+DECK = "Repairs cost four million euros and closed the pier all winter, but ferries return in May."
+
+
+def test_a_deck_and_byline_above_the_story_container_are_cut() -> None:
+    before = f'<h2 class="deck">{DECK}</h2><span class="byline"><a href="/a/jd">Jane Doe</a></span>'
+    html = page(before=before, story=LONGER_STORY)
+    assert edges(html, [DECK, "Jane Doe", *LONGER_STORY]) == (2, 0)
+    body = body_of(html)
+    assert DECK not in body and all(paragraph in body for paragraph in LONGER_STORY)
+
+
+def test_a_teaser_from_a_sidebar_widget_above_the_story_is_cut() -> None:
+    teaser = "Which harbour town has the oldest pier? We have the answer, and the history behind it."
+    html = page(story=LONGER_STORY)
+    html = html.replace("<main>", f'<div class="sidebar"><div class="video"><p>{teaser}</p></div></div><main>')
+    assert edges(html, [teaser, *LONGER_STORY]) == (1, 0)
+
+
+def test_a_lead_paragraph_inside_the_story_container_stays() -> None:
+    html = page(story=[DECK, *LONGER_STORY])
+    assert edges(html, [DECK, *LONGER_STORY]) == (0, 0)
+
+
+def test_a_long_block_above_the_story_is_left_alone() -> None:
+    # A review's verdict box (or any long block) above the container: the container was misjudged, or the block
+    # is part of the article; either way more than a tenth of the words is not furniture.
+    verdict = " ".join(STORY[:2])
+    html = page(before=f"<div class='summary'><p>{verdict}</p></div>", story=LONGER_STORY)
+    assert edges(html, [verdict, *LONGER_STORY]) == (0, 0)
+    short_lines = [f"Point number {n} of the summary box above the story" for n in range(8)]
+    box = "".join(f"<li>{line}</li>" for line in short_lines)
+    assert edges(page(before=f"<ul>{box}</ul>", story=LONGER_STORY), [*short_lines, *LONGER_STORY]) == (0, 0)
