@@ -29,7 +29,7 @@ from services.clean.lines import (
     words_of,
 )
 from services.clean.linktext import PageLinks, link_coverage, page_links
-from services.clean.storymap import LineMap, outside_story_edges, unseen_lines
+from services.clean.storymap import LineMap, embedded_posts, outside_story_edges, unseen_lines
 from services.clean.text import extract_text, split_units, tail_bios
 from services.clean.unicode import matching_form, repair_text
 
@@ -143,11 +143,12 @@ def _drop_by_position(parts: PageParts, paragraphs: list[str], dropped: Counter[
         return paragraphs
     line_map = LineMap(parts.texts)
     located = [line_map.locate(paragraph) for paragraph in paragraphs]
-    unseen = unseen_lines(located, paragraphs)
-    if unseen:
-        dropped["unseen"] += len(unseen)
-        paragraphs = [p for index, p in enumerate(paragraphs) if index not in unseen]
-        located = [where for index, where in enumerate(located) if index not in unseen]
+    for reason, drop in (("unseen", unseen_lines), ("embedded_post", embedded_posts)):
+        lines = drop(located, paragraphs)
+        if lines:
+            dropped[reason] += len(lines)
+            paragraphs = [p for index, p in enumerate(paragraphs) if index not in lines]
+            located = [where for index, where in enumerate(located) if index not in lines]
     head, tail = outside_story_edges(located, paragraphs)
     dropped["outside_story"] += head + tail
     return paragraphs[head : len(paragraphs) - tail]

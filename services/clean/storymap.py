@@ -1,11 +1,14 @@
 """Where each extracted line sits in the page, and the lines that sit where a reader would not see story text.
 
-Two language-independent signals from the page's structure, read on the tree that was parsed once:
+Language-independent signals from the page's structure, read on the tree that was parsed once:
 
 - a line whose element is hidden (`hidden`, `aria-hidden="true"`, `display:none`, a `hidden`/`sr-only` class) or
   lives inside a video player's controls is not something a reader of the story sees;
-- trailing short lines that sit outside the element holding the story (comment-policy notices, app-download
-  widgets, "contributed to this report" boxes) belong to the page around the story, not to it.
+- a line inside a post embedded from a social network (`blockquote.twitter-tweet`, `instagram-media`, …) quotes
+  another site, unless such posts are a large share of the text;
+- short lines before or after the story that sit outside the element holding it (decks and bylines above it,
+  sidebar teasers, comment-policy notices, app-download widgets, "contributed to this report" boxes) belong to the
+  page around the story, not to it.
 
 Measured on the dev set and left out: class/id/role tokens of widgets (modal, dialog, newsletter, promo, related,
 share, social, comments, subscribe, role=dialog/menu) removed nothing trafilatura had kept, and `paywall` marks
@@ -25,8 +28,9 @@ from services.clean.lines import count_words
 # A text node locates a line when it is at least this share of the line (the rest is inline markup around it).
 _LOCATE_SHARE = 0.5
 _BULLET = re.compile(r"^[-*•]\s+")
-# Where a text node may start inside a line: at a word's start or end (a tail often opens with punctuation).
-_BOUNDARY = re.compile(r"\b|(?<= )")
+# Where a text node may start inside a line: at its start, or at a word's start or end (a tail often opens with
+# punctuation, as the "— Name (@handle)" line of an embedded post does).
+_BOUNDARY = re.compile(r"^|\b|(?<= )")
 
 # Class and id tokens (whole tokens, never substrings of longer names) of content hidden from sighted readers.
 _HIDDEN_TOKENS = frozenset(
@@ -52,6 +56,16 @@ _LONG_HEAD_LINE_WORDS = 40
 # A hidden or player container holding more than this share of the located words is the story itself (revealed
 # by a script, or a video page whose player wraps the article), never furniture to drop.
 _MAX_CONTAINER_SHARE = 0.2
+# Posts embedded from social networks, as their embed codes mark them before (or without) the network's script
+# turning them into iframes: the post's text and its "— Name (@handle) date" line are quoted furniture, not the
+# story's prose.
+_EMBED_TOKENS = frozenset(
+    "twitter-tweet twitter-video instagram-media tiktok-embed fb-post fb-video reddit-card reddit-embed-bq "
+    "bluesky-embed text-post-media".split()
+)
+_EMBED_HINTS = ("twitter-", "instagram-", "tiktok-", "fb-", "reddit-", "bluesky-", "text-post-")
+# When embedded posts hold more than this share of the words they are the story (a round-up of reactions).
+_MAX_EMBED_SHARE = 0.25
 
 
 class LineMap:
@@ -225,6 +239,27 @@ def _leading_outside(located: Sequence[Sequence[HtmlElement]], weights: Sequence
     ):
         return 0
     return cut
+
+
+def _in_embed(element: HtmlElement) -> bool:
+    """Inside a social network's embedded post."""
+    for current in (element, *element.iterancestors()):
+        names = current.get("class")
+        if names and any(hint in names for hint in _EMBED_HINTS) and not _EMBED_TOKENS.isdisjoint(names.split()):
+            return True
+    return False
+
+
+def embedded_posts(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> set[int]:
+    """Indexes of the lines every copy of which sits in a post embedded from a social network (empty when such
+    posts are a large share of the text)."""
+    embedded = {index for index, elements in enumerate(located) if elements and all(_in_embed(e) for e in elements)}
+    if not embedded:
+        return embedded
+    weights = [count_words(paragraph) for paragraph in paragraphs]
+    if sum(weights[index] for index in embedded) > _MAX_EMBED_SHARE * sum(weights):
+        return set()
+    return embedded
 
 
 def _inside(element: HtmlElement, container: HtmlElement) -> bool:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from services.clean.html import extract_html
 from services.clean.htmlparse import parse_html, walk_page
-from services.clean.storymap import LineMap, outside_story_edges, trailing_outside_story, unseen_lines
+from services.clean.storymap import (
+    LineMap,
+    embedded_posts,
+    outside_story_edges,
+    trailing_outside_story,
+    unseen_lines,
+)
 
 STORY = [
     "The harbour authority said on Tuesday that the northern pier would reopen to ferries next month, after a "
@@ -196,3 +202,36 @@ def test_a_long_block_above_the_story_is_left_alone() -> None:
     short_lines = [f"Point number {n} of the summary box above the story" for n in range(8)]
     box = "".join(f"<li>{line}</li>" for line in short_lines)
     assert edges(page(before=f"<ul>{box}</ul>", story=LONGER_STORY), [*short_lines, *LONGER_STORY]) == (0, 0)
+
+
+TWEET = (
+    '<blockquote class="twitter-tweet"><p lang="en">Back on the water at last! First sailing from the north pier '
+    'this morning <a href="https://t.co/x">pic.twitter.com/AbC123</a></p>— Coast Ferries (@coastferries) '
+    '<a href="https://twitter.com/coastferries/status/1">May 4, 2024</a></blockquote>'
+)
+
+
+def test_an_embedded_social_post_is_dropped_and_the_story_kept() -> None:
+    instagram = (
+        '<blockquote class="instagram-media" data-instgrm-permalink="https://www.instagram.com/p/x/">'
+        "<p>A post shared by Harbour Cafe (@harbourcafe) on the day the pier reopened</p></blockquote>"
+    )
+    html = page(story=LONGER_STORY).replace(
+        f"<p>{LONGER_STORY[3]}</p>", TWEET + instagram + f"<p>{LONGER_STORY[3]}</p>"
+    )
+    body = body_of(html)
+    for junk in ("Back on the water", "@coastferries", "Harbour Cafe"):
+        assert junk not in body
+    assert all(paragraph in body for paragraph in LONGER_STORY)
+
+
+def test_a_round_up_of_embedded_posts_is_the_story() -> None:
+    posts = [f"Reaction number {n} from a reader who was on the first ferry back to the north pier" for n in range(6)]
+    embeds = "".join(f'<blockquote class="twitter-tweet"><p>{post}</p></blockquote>' for post in posts)
+    tree = parse_html(page(inside=embeds))
+    assert tree is not None
+    line_map = LineMap(walk_page(tree).texts)
+    lines = [*STORY, *posts]
+    located = [line_map.locate(line) for line in lines]
+    assert embedded_posts(located, lines) == set()
+    assert embedded_posts(located[:5], lines[:5]) == {4}
