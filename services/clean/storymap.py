@@ -3,7 +3,8 @@
 Language-independent signals from the page's structure, read on the tree that was parsed once:
 
 - a line whose element is hidden (`hidden`, `aria-hidden="true"`, `display:none`, a `hidden`/`sr-only` class) or
-  lives inside a video player's controls is not something a reader of the story sees;
+  lives inside a video player's controls is not something a reader of the story sees, and one in an `aside` (a
+  teaser box, deals, a pull quote) is beside the story, not in it;
 - a line inside a post embedded from a social network (`blockquote.twitter-tweet`, `instagram-media`, …) quotes
   another site, unless such posts are a large share of the text;
 - short lines before or after the story that sit outside the element holding it (decks and bylines above it,
@@ -114,8 +115,10 @@ class LineMap:
 
 
 def _is_unseen(element: HtmlElement) -> bool:
-    """Hidden from sighted readers, or part of a video player."""
-    if element.get("hidden") is not None or element.get("aria-hidden") in _TRUE:
+    """Hidden from sighted readers, part of a video player, or an aside."""
+    # An aside is a box beside the story by definition (teasers, "part 2" links, deals, pull quotes); the
+    # container-share cap in `unseen_lines` keeps a page that wraps its whole article in one.
+    if element.tag == "aside" or element.get("hidden") is not None or element.get("aria-hidden") in _TRUE:
         return True
     style = element.get("style")
     if style and _HIDDEN_STYLE.search(style):
@@ -131,7 +134,7 @@ def _is_unseen(element: HtmlElement) -> bool:
 
 
 class _Marks:
-    """The unseen containers (hidden, player) around elements, each element judged once per page."""
+    """The unseen containers (hidden, player, aside) around elements, each element judged once per page."""
 
     def __init__(self) -> None:
         self._chains: dict[HtmlElement, tuple[HtmlElement, ...]] = {}
@@ -157,7 +160,8 @@ class _Marks:
 
 
 def unseen_lines(located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> set[int]:
-    """Indexes of the lines every copy of which sits in a hidden element or a video player's controls."""
+    """Indexes of the lines every copy of which sits in a hidden element, a video player's controls or an aside
+    (never one holding more than a fifth of the words)."""
     marks = _Marks()
     weights = [count_words(paragraph) for paragraph in paragraphs]
     total = sum(weights)

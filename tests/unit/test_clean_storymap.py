@@ -235,3 +235,16 @@ def test_a_round_up_of_embedded_posts_is_the_story() -> None:
     located = [line_map.locate(line) for line in lines]
     assert embedded_posts(located, lines) == set()
     assert embedded_posts(located[:5], lines[:5]) == {4}
+
+
+def test_an_aside_box_in_the_story_is_dropped() -> None:
+    # Extractors usually prune asides, but not when the box sits deep in the story's markup (seen on Kotaku).
+    teaser = "This story continues our history of the northern pier, from the first timber landing stage…"
+    box = f'<aside class="inset"><a href="/part-2"><h6>The pier at 100, part 2</h6><p>{teaser}</p></a></aside>'
+    html = page(story=LONGER_STORY).replace(f"<p>{LONGER_STORY[2]}</p>", box + f"<p>{LONGER_STORY[2]}</p>")
+    lines = [*LONGER_STORY[:2], teaser, *LONGER_STORY[2:]]
+    assert judged(html, lines) == ({2}, 0)
+
+
+def test_an_article_wrapped_in_an_aside_is_kept() -> None:
+    assert judged(page(wrapper_attrs='class="story"').replace("<article>", "<aside>"), STORY) == (set(), 0)
