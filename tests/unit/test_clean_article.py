@@ -164,13 +164,20 @@ def test_html_document_sent_as_text_is_extracted_as_html() -> None:
 
 @pytest.mark.parametrize(
     "title",
-    ["Graz harbour expansion update 404", "Missing climber not found after search",
-     "Visitors return to the Forbidden City", "Product no longer available in stores"],
+    [
+        "Graz harbour expansion update 404",
+        "Missing climber not found after search",
+        "Visitors return to the Forbidden City",
+        "Product no longer available in stores",
+    ],
 )
 def test_short_news_whose_title_mentions_an_error_word_is_not_an_error_page(title: str) -> None:
     body = "Officials said on Monday that the plan would be reviewed by the end of the month after a long debate. " * 3
-    section = clean_article(IngestSection(origin="t", received_at=datetime.now(UTC), content_hash="h", kind="text",
-                                          content=f"{title}\n\n{body}"))
+    section = clean_article(
+        IngestSection(
+            origin="t", received_at=datetime.now(UTC), content_hash="h", kind="text", content=f"{title}\n\n{body}"
+        )
+    )
     assert section.title == title
 
 
@@ -178,13 +185,22 @@ def test_short_news_whose_title_mentions_an_error_word_is_not_an_error_page(titl
 def test_error_pages_are_rejected(title: str) -> None:
     html = f"<html><head><title>{title}</title></head><body><h1>{title}</h1><p>Sorry about that.</p></body></html>"
     with pytest.raises(Rejected) as info:
-        clean_article(IngestSection(origin="t", received_at=datetime.now(UTC), content_hash="h", kind="html",
-                                    content=html))
+        clean_article(
+            IngestSection(origin="t", received_at=datetime.now(UTC), content_hash="h", kind="html", content=html)
+        )
     assert info.value.reason in ("not_an_article", "too_short", "no_article_text")
 
 
 def test_a_client_title_with_markup_is_stored_as_plain_text() -> None:
     body = "Officials said on Monday that the plan would be reviewed by the end of the month after a debate. " * 3
-    section = clean_article(IngestSection(origin="t", received_at=datetime.now(UTC), content_hash="h", kind="text",
-                                          content=body, title="<b>Bold</b> move &amp; <script>x()</script>plan"))
+    section = clean_article(
+        IngestSection(
+            origin="t",
+            received_at=datetime.now(UTC),
+            content_hash="h",
+            kind="text",
+            content=body,
+            title="<b>Bold</b> move &amp; <script>x()</script>plan",
+        )
+    )
     assert section.title == "Bold move & x() plan"
