@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -48,10 +48,11 @@ def key_prefix(redis_url: str) -> Iterator[str]:
 class RedisServer:
     """A test-owned redis-server on a free port, with AOF, that can be stopped and restarted on the same files."""
 
-    def __init__(self, workdir: Path, password: str | None = None) -> None:
+    def __init__(self, workdir: Path, password: str | None = None, extra_args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.password = password
+        self.extra_args = list(extra_args)
         self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -73,6 +74,7 @@ class RedisServer:
                 "--save",
                 "",
                 *(["--requirepass", self.password] if self.password else []),
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -184,3 +186,15 @@ def wait_for(condition: Callable[[], object], timeout: float = 60.0, interval: f
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(interval)
+
+
+@pytest.fixture
+def cli_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) -> Iterator[redis.Redis]:
+    """In-process CLI calls (typer's CliRunner) against the test's private prefix; yields a client to check with."""
+    from shared.settings import get_settings
+
+    monkeypatch.setenv("NEWSFLOW_REDIS_URL", redis_url)
+    monkeypatch.setenv("NEWSFLOW_KEY_PREFIX", key_prefix)
+    get_settings.cache_clear()
+    yield redis.Redis.from_url(redis_url)
+    get_settings.cache_clear()

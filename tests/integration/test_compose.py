@@ -9,7 +9,6 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import typer
 import yaml
 
 from shared.streams import STAGES
-from tests.conftest import FIXTURES, ROOT, SEED, ServiceProcess, free_port, redis_server_binary, wait_for
+from tests.conftest import FIXTURES, ROOT, SEED, RedisServer, ServiceProcess, free_port, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -146,54 +145,24 @@ def test_commands_and_healthchecks_match_the_code() -> None:
         assert path in routes, f"{name}: healthcheck hits {path}, which the service does not serve"
 
 
-class AclRedis:
+class AclRedis(RedisServer):
     """A test-owned redis-server started with the ACL file rendered by deploy/redis/render-acl.sh."""
 
     def __init__(self, workdir: Path, env: dict[str, str]) -> None:
-        self.port = free_port()
         workdir.mkdir(parents=True, exist_ok=True)
-        acl = workdir / "users.acl"
         rendered = subprocess.run(
             ["sh", str(ROOT / "deploy" / "redis" / "render-acl.sh")], env=env, capture_output=True, text=True
         )
         assert rendered.returncode == 0, rendered.stderr
+        acl = workdir / "users.acl"
         acl.write_text(rendered.stdout)
         self.acl_text = rendered.stdout
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(workdir),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--aclfile",
-                str(acl),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if redis.Redis(port=self.port).ping():  # the default user may PING, nothing else
-                    break
-            except redis.ConnectionError:
-                pass
-            assert time.monotonic() < deadline, "redis-server with the ACL file did not start"
-            time.sleep(0.05)
+        # The default user may PING (how `start` waits for it), nothing else.
+        super().__init__(workdir, extra_args=["--aclfile", str(acl)])
+        self.start()
 
     def client(self, user: str, password: str) -> redis.Redis:
         return redis.Redis(port=self.port, username=user, password=password)
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -205,7 +174,7 @@ def stack_env(key_prefix: str) -> dict[str, str]:
 def acl_redis(tmp_path: Path, stack_env: dict[str, str]) -> Iterator[AclRedis]:
     server = AclRedis(tmp_path / "acl-redis", {"PATH": "/usr/bin:/bin", **stack_env})
     yield server
-    server.stop()
+    server.stop(kill=True)
 
 
 def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env: dict[str, str]) -> None:

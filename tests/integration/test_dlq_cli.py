@@ -8,20 +8,10 @@ import redis
 from typer.testing import CliRunner
 
 from shared.cli import app
-from shared.settings import get_settings
 from shared.streams import names
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def dlq_env(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) -> redis.Redis:
-    monkeypatch.setenv("NEWSFLOW_REDIS_URL", redis_url)
-    monkeypatch.setenv("NEWSFLOW_KEY_PREFIX", key_prefix)
-    get_settings.cache_clear()
-    yield redis.Redis.from_url(redis_url)
-    get_settings.cache_clear()
 
 
 def run(*args: str, input: str | None = None) -> tuple[int, str]:
@@ -29,9 +19,9 @@ def run(*args: str, input: str | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def test_dead_letters_can_be_listed_shown_replayed_and_purged(dlq_env: redis.Redis, start_service) -> None:  # type: ignore[no-untyped-def]
+def test_dead_letters_can_be_listed_shown_replayed_and_purged(cli_redis: redis.Redis, start_service) -> None:  # type: ignore[no-untyped-def]
     streams = names()
-    client = dlq_env
+    client = cli_redis
     client.xadd(streams.raw, {"data": b'{"text": "a", "html": "<p>b</p>"}', "origin": "test"})
     client.xadd(streams.raw, {"data": b"{broken json"})
     client.xadd(streams.raw, {"data": b'{"title": "no body"}'})
