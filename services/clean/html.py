@@ -29,7 +29,7 @@ from services.clean.lines import (
     words_of,
 )
 from services.clean.linktext import PageLinks, link_coverage, page_links
-from services.clean.storymap import LineMap, embedded_posts, outside_story_edges, unseen_lines
+from services.clean.storymap import LineMap, embedded_posts, outside_story_edges, unseen_lines, widget_tail
 from services.clean.text import extract_text, split_units, tail_bios
 from services.clean.unicode import matching_form, repair_text
 
@@ -149,6 +149,10 @@ def _drop_by_position(parts: PageParts, paragraphs: list[str], dropped: Counter[
             dropped[reason] += len(lines)
             paragraphs = [p for index, p in enumerate(paragraphs) if index not in lines]
             located = [where for index, where in enumerate(located) if index not in lines]
+    widgets = widget_tail(line_map, located, paragraphs)
+    if widgets:
+        dropped["widget"] += widgets
+        paragraphs, located = paragraphs[:-widgets], located[:-widgets]
     head, tail = outside_story_edges(located, paragraphs)
     dropped["outside_story"] += head + tail
     return paragraphs[head : len(paragraphs) - tail]

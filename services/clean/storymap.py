@@ -9,7 +9,10 @@ Language-independent signals from the page's structure, read on the tree that wa
   another site, unless such posts are a large share of the text;
 - short lines before or after the story that sit outside the element holding it (decks and bylines above it,
   sidebar teasers, comment-policy notices, app-download widgets, "contributed to this report" boxes) belong to the
-  page around the story, not to it.
+  page around the story, not to it;
+- lines at the end of the story whose own block (the largest element around them that holds no earlier line) also
+  holds a control (a button, a form field, a `javascript:` link) or a link to the site's legal pages are a widget:
+  a paywall's sign-up prompt, a comment section's policy notice, a newsletter form.
 
 Measured on the dev set and left out: class/id/role tokens of widgets (modal, dialog, newsletter, promo, related,
 share, social, comments, subscribe, role=dialog/menu) removed nothing trafilatura had kept, and `paywall` marks
@@ -67,6 +70,15 @@ _EMBED_TOKENS = frozenset(
 _EMBED_HINTS = ("twitter-", "instagram-", "tiktok-", "fb-", "reddit-", "bluesky-", "text-post-")
 # When embedded posts hold more than this share of the words they are the story (a round-up of reactions).
 _MAX_EMBED_SHARE = 0.25
+# Widgets after the story: elements a reader operates, and links to the pages of terms a notice refers to.
+_CONTROL_TAGS = ("button", "form", "input", "select", "textarea")
+_LEGAL_LINK = re.compile(r"privacy|terms|guideline|cookie|legal|conditions|datenschutz|impressum", re.IGNORECASE)
+# Lines of a widget mix text and links (a notice linking to the terms): a text node a third of the line places it.
+_WIDGET_LOCATE_SHARE = 0.3
+# A widget block is a few short lines: a paywall prompt on a story cut short can still be a third of its words.
+_MAX_WIDGET_LINES = 6
+_MAX_WIDGET_LINE_WORDS = 60
+_MAX_WIDGET_SHARE = 0.35
 
 
 class LineMap:
@@ -97,15 +109,17 @@ class LineMap:
                 shown.append(owner)
         return shown
 
-    def locate(self, line: str) -> list[HtmlElement]:
+    def locate(self, line: str, share: float = _LOCATE_SHARE) -> list[HtmlElement]:
         """The elements showing a text node that is most of `line` (several when the page repeats that text);
-        empty when the line cannot be placed."""
+        empty when the line cannot be placed. A `share` under a half finds the largest of several nodes, for lines
+        made of text and links."""
         wanted = " ".join(_BULLET.sub("", line).split())
         if wanted in self._exact:
             return self._elements(wanted)
-        shortest = _LOCATE_SHARE * len(wanted)
-        # Two text nodes of one line cannot both be most of it, so the first found is the answer; it must start
-        # early enough to be that long.
+        shortest = share * len(wanted)
+        # Two text nodes of one line cannot both be most of it, so the first found is the answer (with a smaller
+        # share, the first long enough is as good: all of them sit in the line's own element); it must start early
+        # enough to be that long.
         for match in _BOUNDARY.finditer(wanted, 0, int(len(wanted) - shortest) + 1):
             start = match.start()
             for fragment in self._by_prefix.get(wanted[start : start + MIN_TEXT_NODE_CHARS], ()):
@@ -243,6 +257,55 @@ def _leading_outside(located: Sequence[Sequence[HtmlElement]], weights: Sequence
     ):
         return 0
     return cut
+
+
+def _own_block(element: HtmlElement, story_ancestors: set[HtmlElement]) -> HtmlElement | None:
+    """The largest element around `element` that holds none of the earlier lines (None when it is one of theirs)."""
+    if element in story_ancestors:
+        return None
+    block = element
+    for ancestor in element.iterancestors():
+        if ancestor in story_ancestors:
+            break
+        block = ancestor
+    return block
+
+
+def _is_widget(block: HtmlElement) -> bool:
+    """The block holds something a reader operates, or a link to the site's terms, privacy or comment policy."""
+    if next(block.iter(*_CONTROL_TAGS), None) is not None:
+        return True
+    for link in block.iter("a"):
+        href = (link.get("href") or "").strip()
+        if href.lower().startswith("javascript:") or _LEGAL_LINK.search(href):
+            return True
+    return False
+
+
+def widget_tail(line_map: LineMap, located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> int:
+    """How many lines at the end of `paragraphs` sit in a widget block after the story (0 when unsure)."""
+    located = [
+        elements
+        or (line_map.locate(paragraph, _WIDGET_LOCATE_SHARE) if index >= len(paragraphs) - _MAX_WIDGET_LINES else [])
+        for index, (elements, paragraph) in enumerate(zip(located, paragraphs, strict=True))
+    ]
+    weights = [count_words(paragraph) for paragraph in paragraphs]
+    total = sum(weights)
+    best = 0
+    for size in range(1, min(_MAX_WIDGET_LINES, len(paragraphs) - 1) + 1):
+        start = len(paragraphs) - size
+        if weights[start] > _MAX_WIDGET_LINE_WORDS or sum(weights[start:]) > _MAX_WIDGET_SHARE * total:
+            break
+        if not located[start]:
+            continue
+        earlier = [elements[0] for elements in located[:start] if elements]
+        if not earlier:
+            break
+        story_ancestors = {ancestor for element in earlier for ancestor in (element, *element.iterancestors())}
+        blocks = [_own_block(elements[0], story_ancestors) for elements in located[start:] if elements]
+        if all(block is not None and _is_widget(block) for block in blocks):
+            best = size
+    return best
 
 
 def _in_embed(element: HtmlElement) -> bool:

@@ -10,6 +10,7 @@ from services.clean.storymap import (
     outside_story_edges,
     trailing_outside_story,
     unseen_lines,
+    widget_tail,
 )
 
 STORY = [
@@ -248,3 +249,58 @@ def test_an_aside_box_in_the_story_is_dropped() -> None:
 
 def test_an_article_wrapped_in_an_aside_is_kept() -> None:
     assert judged(page(wrapper_attrs='class="story"').replace("<article>", "<aside>"), STORY) == (set(), 0)
+
+
+def widgets(html: str, lines: list[str]) -> int:
+    """Trailing lines in a widget block after the story, for `lines` as an extractor returned them."""
+    tree = parse_html(html)
+    assert tree is not None
+    line_map = LineMap(walk_page(tree).texts)
+    return widget_tail(line_map, [line_map.locate(line) for line in lines], lines)
+
+
+def test_a_paywall_prompt_with_a_sign_up_button_after_a_cut_short_story_is_dropped() -> None:
+    # The story is cut short by the paywall, so the prompt is a large share of the words: still a widget.
+    prompt = (
+        '<div class="regwall"><p class="regwall-text">This article is for members. Register for the digital '
+        'edition to keep reading.</p><div class="cta"><p>Choose a free or paid plan</p>'
+        '<a href="javascript:void(0)" rel="nofollow">Register now</a></div></div>'
+    )
+    html = page(story=STORY[:2], after=prompt)
+    lines = [
+        *STORY[:2],
+        "This article is for members. Register for the digital edition to keep reading.",
+        "Choose a free or paid plan",
+    ]
+    assert widgets(html, lines) == 2
+    body = body_of(html)
+    assert "Register for the digital edition" not in body and "free or paid plan" not in body
+    assert all(paragraph in body for paragraph in STORY[:2])
+
+
+def test_a_comment_policy_notice_linking_to_the_guidelines_is_dropped() -> None:
+    # Inside the story's container, in any language: the links to the site's policies give it away, and the
+    # notice's second line goes with it because it sits in the same block.
+    notice = (
+        '<div class="notice"><p>Le journal accueille un débat vif et utile. Merci de lire nos '
+        '<a href="/community_guidelines.html">règles de participation</a> et notre '
+        '<a href="/privacy.html">politique de confidentialité</a> avant de publier un commentaire.</p>'
+        "<p>Les opinions exprimées ci-dessous ne reflètent pas celles du journal.</p></div>"
+    )
+    lines = [
+        *STORY,
+        "Le journal accueille un débat vif et utile. Merci de lire nos règles de participation et notre "
+        "politique de confidentialité avant de publier un commentaire.",
+        "Les opinions exprimées ci-dessous ne reflètent pas celles du journal.",
+    ]
+    assert widgets(page(inside=notice), lines) == 2
+
+
+def test_a_last_paragraph_beside_a_share_button_of_the_whole_story_stays() -> None:
+    # The share bar belongs to the container of every paragraph, not to the last paragraph's own block.
+    html = page(inside='<button class="share">Share</button>')
+    assert widgets(html, STORY) == 0
+    # A closing line in its own plain block, after the story, is no widget either.
+    assert (
+        widgets(page(after="<div><p>The pier reopens on 4 May.</p></div>"), [*STORY, "The pier reopens on 4 May."]) == 0
+    )
