@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,7 @@ def test_synthetic_text_set_is_deterministic_and_varied() -> None:
 
 def test_quality_floor_on_the_fixture_pages() -> None:
     """A regression guard, not the benchmark: these pages score ~0.99 (HTML) and ~0.99 (text) today."""
-    html, text = evaluate_all(NEWS_PAGES, variants=4)
+    html, text = evaluate_all(NEWS_PAGES, variants=4, speed_rounds=1)
     assert html.documents == 5
     assert html.f1 >= 0.95
     assert html.rejected == 0
@@ -64,12 +65,14 @@ def test_run_clean_eval_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     reports = json.loads(capsys.readouterr().out)
     assert [report["name"] for report in reports] == ["html", "text (synthetic)"]
     assert all(0.0 <= report["f1"] <= 1.0 for report in reports)
+    assert all(report["docs_per_second"] > 0 and report["kilobytes_per_doc"] > 0 for report in reports)
 
 
-def test_run_clean_eval_prints_a_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_clean_eval(NEWS_PAGES) == 0
+def test_run_clean_eval_prints_a_table_with_the_speed_against_the_baseline(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_clean_eval(NEWS_PAGES, baseline=True) == 0
     out = capsys.readouterr().out
-    assert "text (synthetic)" in out and "F1" in out
+    assert "text (synthetic)" in out and "F1" in out and "html: trafilatura defaults" in out
+    assert re.search(r"html speed [\d.]+ pages/cpu-s = [\d.]+× trafilatura defaults", out)
 
 
 def test_run_clean_eval_on_a_folder_without_index_fails(tmp_path: Path) -> None:
