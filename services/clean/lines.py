@@ -33,7 +33,9 @@ class LineKind(StrEnum):
 
 
 _WORD = re.compile(r"[^\W_]+(?:['’.-][^\W_]+)*", re.UNICODE)
-_SENTENCE_END = re.compile(r"""[.!?…。！？]["'”’」』)\]]*$""")
+# A sentence ends in one of these, optionally followed by closing quotes and brackets.
+_SENTENCE_ENDERS = (".", "!", "?", "…", "。", "！", "？")
+_SENTENCE_CLOSERS = "\"'”’」』)]"
 
 # Words that make up site furniture: navigation, accounts, sharing, comments, ads, legal, "read more" teasers.
 CHROME_WORDS = frozenset(
@@ -95,7 +97,12 @@ _PROMO_WORDS = re.compile(
     r"donat\w+|advertis\w+|cookies?|facebook|twitter|instagram|linkedin|youtube|tiktok|whatsapp|telegram)\b",
     re.IGNORECASE,
 )
-_COPYRIGHT = re.compile(r"^(?:©|\(c\)|copyright\b|all\s+rights\s+reserved)|all\s+rights\s+reserved\.?$", re.I)
+# A legal line opens with "©", "(c)", "Copyright" or "All rights reserved", or ends with "All rights reserved".
+_COPYRIGHT = re.compile(r"©|\(c\)|copyright\b|all\s+rights\s+reserved", re.I)
+_RIGHTS_RESERVED = re.compile(r"all\s+rights\s+reserved\.?$", re.I)
+# `_RIGHTS_RESERVED` can only match a line ending like this: searching the last 10 characters for it first, and
+# matching `_COPYRIGHT` at the start only, is ~4x cheaper than one search of every line (27 -> 6 ms over 7,300 lines).
+_RESERVED_END = re.compile(r"reserved\.?$", re.I)
 # Photo credits, tag lists and relative timestamps: short lines about the page, not part of the story.
 _PAGE_LABEL = re.compile(
     r"^(?:(?:photo|image|picture|photograph|illustration|video|graphic)s?(?:\s+credit)?|credits?|"
@@ -106,6 +113,9 @@ _PAGE_LABEL = re.compile(
     re.IGNORECASE,
 )
 _NAV_SEPARATORS = re.compile(r"\s*(?:\||•|·|»|›|/|>)\s*")
+# Splitting at `_NAV_SEPARATORS` tries every whitespace; only 1 line in 20 has a separator at all (27 -> 9 ms over
+# 7,300 lines).
+_NAV_SEPARATOR = re.compile(r"[|•·»›/>]")
 _MEDIA_PLAYER = re.compile(
     r"^(?:play(?:\s+video)?|pause|mute|unmute|fullscreen|current\s+time|duration(?:\s+time)?|loaded|progress|"
     r"remaining\s+time|playback\s+rate|captions?|chapters|descriptions|subtitles|quality\s+levels|"
@@ -140,6 +150,11 @@ _NAME_SPLIT = re.compile(r"\s*(?:,\s*and\s+|,|\band\b|&|\bund\b|\bet\b|\by\b)\s*
 _NAME_TAIL = re.compile(
     r"\s*(?:[|•·–—;]|\s-\s|\bfor\b|\bin\b|\bon\b|\bat\b|\bupdated\b|\bpublished\b|\bposted\b|\d).*$", re.IGNORECASE
 )
+# "Jane Doe | Staff Writer", "Jane Doe - Reporter", "Jane Doe, John Roe".
+_BYLINE_PARTS = re.compile(r"\s*(?:[|•·–—]|\s-\s)\s*|\s*,\s+")
+# A character `_BYLINE_PARTS` needs: checking for one spares many lines the split, which tries every whitespace
+# (10 -> 5 ms over 1,700 lines).
+_BYLINE_SEPARATOR = re.compile(r"[|•·–—,-]")
 _NAME_PARTICLES = frozenset("de del della da di do dos das du van von der den la le bin ibn al el st. y".split())
 _NAME_TOKEN = re.compile(r"^(?:[^\W\d_][.]|[^\W\d_][^\W\d_'’.-]*(?:['’-][^\W\d_]+)*\.?)$")
 
@@ -169,6 +184,13 @@ _SOURCE_PATTERNS = [
         re.I,
     ),
 ]
+# The words any of `_SOURCE_PATTERNS` can open with: 9 lines in 10 open with none, and ruling them out at once rather
+# than trying all six patterns takes a third off the rule (16 -> 10 ms over 8,200 lines).
+_SOURCE_START = re.compile(
+    r"(?:original|source|quelle|fuente|fonte|this|the|was|has|is|first|initially|republished|reprinted|reproduced|"
+    r"syndicated|adapted|via|courtesy|h/t|hat|read|view|see|find)",
+    re.I,
+)
 _URL = re.compile(r"https?://[^\s<>\"')\]]+", re.I)
 _DOMAIN = re.compile(r"\b(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,24}\b", re.I)
 _HOST_PREFIXES = re.compile(r"^(?:www\d?|m|mobile|amp)\.", re.I)
@@ -207,6 +229,27 @@ _DATE_NOISE = re.compile(r"(?:[|•·]\s*)?\d+\s*min(?:ute)?s?\s+read|\b(?:at|um
 # "Steven Musil January 3, 2016": a date glued to the end of a byline.
 _DATE_AFTER_NAME = re.compile(rf"\s+(?:{_MONTHS})\.?\s+\d.*$", re.IGNORECASE)
 _UPDATED = re.compile(r"^(?:last\s+)?(?:updated|modified)\b", re.I)
+# Every `_DATE_SHAPE` has a digit; most short lines have none, and looking for one is ~10x cheaper (12 vs 140 ms over
+# 8,200 lines).
+_DIGIT = re.compile(r"\d")
+# The datelines pages print most ("March 3, 2024", "Sept. 3, 2024 6:01 am", "3 March 2024"): read directly, as
+# dateutil would read them, they skip its general parser: ~2 µs a date instead of ~100, which was most of the
+# dateline rules' time.
+_COMMON_DATE = re.compile(
+    r"(?:(?P<month>[A-Za-z]{3,9})\.? (?P<day>[0-9]{1,2}),?|(?P<day_first>[0-9]{1,2}) (?P<month_second>[A-Za-z]{3,9}))"
+    r" (?P<year>[0-9]{4})(?: +(?P<hour>[0-9]{1,2}):(?P<minute>[0-9]{2}) ?(?P<half>[ap]m))?",
+    re.IGNORECASE,
+)
+# The month names dateutil knows, in English.
+_MONTH_NUMBERS = {
+    name: number
+    for number, names in enumerate(
+        "jan january|feb february|mar march|apr april|may|jun june|jul july|aug august|sep sept september|"
+        "oct october|nov november|dec december".split("|"),
+        start=1,
+    )
+    for name in names.split()
+}
 
 
 # Scripts written without spaces between words: a \w+ run there is a phrase, not a word.
@@ -234,20 +277,17 @@ class SourceRef:
 
 
 @lru_cache(maxsize=1024)
-def _cached_words(text: str) -> tuple[str, ...]:
-    return tuple(_WORD.findall(text))
-
-
 def words_of(text: str) -> tuple[str, ...]:
     """The word tokens of a line (letters/digits with inner apostrophes, dots or hyphens)."""
     # Every rule asks for a line's words; caching them is most of text mode's speed.
-    return _cached_words(text)
+    return tuple(_WORD.findall(text))
 
 
 def count_words(text: str) -> int:
     """Words in `text`; in scripts without spaces (Chinese, Japanese, Thai) two characters count as a word."""
     words = words_of(text)
-    if not _UNSPACED_SCRIPT.search(text):
+    # Half the paragraphs are ASCII, which no unspaced script is; `isascii` tells without a regex scan.
+    if text.isascii() or not _UNSPACED_SCRIPT.search(text):
         return len(words)
     total = 0
     for token in words:
@@ -265,7 +305,9 @@ def stop_word_share(words: Sequence[str]) -> float:
 
 def ends_like_sentence(text: str) -> bool:
     """True when the line ends with sentence punctuation (optionally followed by a closing quote/bracket)."""
-    return bool(_SENTENCE_END.search(text))
+    # String methods rather than the regex `[.!?…。！？]["'”’」』)\]]*$`, whose search tries every position: ~4x
+    # cheaper (9.5 -> 2.5 ms over 8,200 lines). Like `$`, a single trailing newline is allowed.
+    return text.removesuffix("\n").rstrip(_SENTENCE_CLOSERS).endswith(_SENTENCE_ENDERS)
 
 
 def normalise_domain(host_or_url: str) -> str | None:
@@ -285,18 +327,26 @@ def is_chrome(text: str) -> bool:
     """Site furniture: navigation, account, share/comment widgets, legal lines, media-player labels."""
     if len(text) > _MAX_FURNITURE_CHARS:
         return False
-    if _COPYRIGHT.search(text) or _MEDIA_PLAYER.match(text) or _PAGE_LABEL.match(text):
+    if _is_copyright(text) or _MEDIA_PLAYER.match(text) or _PAGE_LABEL.match(text):
         return True
     words = words_of(text)
     if not words:
         # Lines of symbols only ("|", "•••", "—") are decoration.
         return True
-    segments = [segment for segment in _NAV_SEPARATORS.split(text) if segment]
-    if len(segments) >= 3 and all(len(words_of(segment)) <= 3 for segment in segments) and len(words) <= 24:
-        return not ends_like_sentence(text) or all(_is_furniture(words_of(seg)) for seg in segments)
+    if len(words) <= 24 and _NAV_SEPARATOR.search(text):
+        segments = [segment for segment in _NAV_SEPARATORS.split(text) if segment]
+        if len(segments) >= 3 and all(len(words_of(segment)) <= 3 for segment in segments):
+            return not ends_like_sentence(text) or all(_is_furniture(words_of(seg)) for seg in segments)
     if len(words) > 8 or len(text) > 70 or (ends_like_sentence(text.rstrip(":")) and len(words) > 3):
         return False
     return _is_furniture(words)
+
+
+def _is_copyright(text: str) -> bool:
+    """A legal line: "© 2024 …", "Copyright …", "… All rights reserved"."""
+    if _COPYRIGHT.match(text):
+        return True
+    return bool(_RESERVED_END.search(text, max(0, len(text) - 10)) and _RIGHTS_RESERVED.search(text))
 
 
 def _is_furniture(words: Sequence[str]) -> bool:
@@ -315,11 +365,10 @@ def is_interstitial(text: str) -> bool:
     if len(text) > _MAX_FURNITURE_CHARS:
         return False
     words = words_of(text)
-    lowered = [word.lower() for word in words]
     if (
         len(words) <= 8
         and not ends_like_sentence(text)
-        and any(word in _INTERSTITIAL_WORDS for word in lowered)
+        and any(word.lower() in _INTERSTITIAL_WORDS for word in words)
         and _is_furniture(words)
     ):
         return True
@@ -375,7 +424,7 @@ def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bo
         if not found and parts and len(people) < len(parts) and len(words_of(rest)) <= 6:
             return []
         return found or None
-    parts = [part for part in re.split(r"\s*(?:[|•·–—]|\s-\s)\s*|\s*,\s+", text) if part.strip()]
+    parts = [part for part in _BYLINE_PARTS.split(text) if part.strip()] if _BYLINE_SEPARATOR.search(text) else []
     if len(parts) >= 2:
         if require_marker and not _ROLE_WORDS.search(text):
             return None
@@ -397,8 +446,11 @@ def parse_source(text: str) -> SourceRef | None:
     """The reference of a source-attribution line ("Original Source: www.x.com", "Originally published at …")."""
     if len(words_of(text)) > 30:
         return None
+    text = text.strip()
+    if not _SOURCE_START.match(text):
+        return None
     for pattern in _SOURCE_PATTERNS:
-        match = pattern.match(text.strip())
+        match = pattern.match(text)
         if match:
             return _parse_reference(match.group("ref"))
     return None
@@ -430,18 +482,28 @@ def bio_subject(text: str, known_authors: list[str], previous_was_bio: bool) -> 
         rest = text[about.end() :].strip()
         name = _leading_name(rest)
         return name or ""
-    if previous_was_bio and _PRONOUN_START.match(text) and len(_BIO_CUES.findall(text)) >= 1:
+    if previous_was_bio and _PRONOUN_START.match(text) and _BIO_CUES.search(text):
         return ""
     for author in known_authors:
         for prefix in (author, author.split()[0]):
             if text.startswith(prefix) and _BIO_VERB_AFTER_NAME.match(text, len(prefix)):
                 return author
     name = _leading_name(text)
-    if name and text.startswith(name) and _BIO_VERB_AFTER_NAME.match(text, len(name)):
-        cues = {cue.lower() for cue in _BIO_CUES.findall(text)}
-        if len(cues) >= 2:
-            return name
+    if name and text.startswith(name) and _BIO_VERB_AFTER_NAME.match(text, len(name)) and _has_bio_cues(text, 2):
+        return name
     return None
+
+
+def _has_bio_cues(text: str, wanted: int) -> bool:
+    """At least `wanted` different bio cues ("journalist", "covers", "university") in `text`."""
+    # `_BIO_CUES` is slow to search (~0.17 µs a character); stopping at the cues wanted rather than finding them all
+    # takes the seed article's bio from 86 to 6 µs.
+    cues: set[str] = set()
+    for match in _BIO_CUES.finditer(text):
+        cues.add(match.group(0).lower())
+        if len(cues) >= wanted:
+            return True
+    return False
 
 
 def _leading_name(text: str) -> str | None:
@@ -458,7 +520,7 @@ def _leading_name(text: str) -> str | None:
 
 def parse_date_line(text: str) -> tuple[datetime, bool] | None:
     """(date, is_update) if the line is a dateline ("Published March 3, 2024", "Updated: 2024-03-04 10:00")."""
-    if len(words_of(text)) > 14 or not _DATE_SHAPE.search(text):
+    if len(words_of(text)) > 14 or not _DIGIT.search(text) or not _DATE_SHAPE.search(text):
         return None
     is_update = bool(_UPDATED.match(text))
     candidate = _DATE_PREFIX.sub("", text)
@@ -492,6 +554,9 @@ def parse_datetime(text: str) -> datetime | None:
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
+        common = _common_date(text)
+        if common is not None:
+            return common
         try:
             with warnings.catch_warnings():
                 # dateutil warns on zone names it cannot map ("PST"); such times are taken as UTC below.
@@ -504,3 +569,25 @@ def parse_datetime(text: str) -> datetime | None:
     if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
+
+
+def _common_date(text: str) -> datetime | None:
+    """`text` read as one of the `_COMMON_DATE` forms, or None to leave it to dateutil (also for impossible dates)."""
+    match = _COMMON_DATE.fullmatch(text)
+    if match is None:
+        return None
+    month = _MONTH_NUMBERS.get((match["month"] or match["month_second"]).lower())
+    year = int(match["year"])
+    if month is None or not 1900 <= year <= 2200:
+        return None
+    hour = minute = 0
+    if match["hour"]:
+        hour, minute = int(match["hour"]), int(match["minute"])
+        if not 1 <= hour <= 12 or minute > 59:
+            return None
+        # A 12-hour clock: 12 am is midnight, 12 pm noon.
+        hour = hour % 12 + (12 if match["half"].lower() == "pm" else 0)
+    try:
+        return datetime(year, month, int(match["day"] or match["day_first"]), hour, minute, tzinfo=UTC)
+    except ValueError:
+        return None

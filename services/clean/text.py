@@ -52,11 +52,10 @@ class TextExtraction:
     date_is_update: bool = False
 
 
-@dataclass
+@dataclass(slots=True)
 class _Unit:
     text: str
     kind: LineKind = LineKind.BODY
-    authors: list[str] = field(default_factory=list)
 
 
 def split_units(text: str) -> list[str]:
