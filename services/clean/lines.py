@@ -257,6 +257,12 @@ _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).
 _MAX_FURNITURE_CHARS = 400
 _BIO_VERB_AFTER_NAME = re.compile(rf"\s+{_BIO_VERBS}\b")
+# A reporting credit: names, then "reported from …" or "contributed (reporting | to this report)".
+_CREDIT_LINE = re.compile(
+    r"^[^.!?]{0,120}?\b(?:reported\s+(?:from|in)\b|contributed(?:\s+(?:reporting|to\s+this)|\s*\.|\s*$)|"
+    r"(?:additional\s+)?reporting\s+by\b)",
+    re.IGNORECASE,
+)
 
 
 # The zone abbreviations news sites print most; dateutil knows only UTC/GMT by name.
@@ -484,6 +490,10 @@ def bio_subject(text: str, known_authors: list[str], previous_was_bio: bool) -> 
         return name or ""
     if previous_was_bio and _PRONOUN_START.match(text) and _BIO_CUES.search(text):
         return ""
+    if _CREDIT_LINE.match(text) and not _has_bio_cues(text, 2):
+        # "Jane Doe reported from Seoul.", "John Roe contributed reporting.": who did the story's legwork, printed as
+        # the story's last line; it belongs to the story, unlike a paragraph about the writer's career.
+        return None
     for author in known_authors:
         for prefix in (author, author.split()[0]):
             if text.startswith(prefix) and _BIO_VERB_AFTER_NAME.match(text, len(prefix)):
@@ -509,6 +519,8 @@ def _has_bio_cues(text: str, wanted: int) -> bool:
 def _leading_name(text: str) -> str | None:
     tokens = text.split()[:5]
     for size in (3, 2, 4):
+        if size > len(tokens):
+            continue
         candidate = " ".join(tokens[:size])
         if candidate.endswith(("'s", "’s", ",")):
             continue

@@ -8,15 +8,18 @@ from typing import Any
 
 import ftfy.bad_codecs  # noqa: F401  (registers the sloppy-windows-1252 codec)
 import pytest
+from dateutil import parser as date_parser
 
 from services.clean.article import clean_article
 from services.clean.lines import (
+    _common_date,
     bio_subject,
     is_chrome,
     is_interstitial,
     normalise_domain,
     parse_byline,
     parse_date_line,
+    parse_datetime,
     parse_source,
 )
 from services.clean.text import extract_text, split_units
@@ -332,7 +335,61 @@ def test_bio_with_byline_author_is_recognised_by_name() -> None:
     assert result.body == f"{LEDE}\n\n{SECOND}"
 
 
+@pytest.mark.parametrize(
+    "credit",
+    [
+        "Miriam Hale reported from Rotterdam, and Tom Ash from Hull.",
+        "Tom Ash and Ria Lind contributed.",
+        "Tom Ash contributed reporting.",
+        "Additional reporting by Tom Ash in Hull.",
+    ],
+)
+def test_a_reporting_credit_closing_the_story_is_body_not_a_bio(credit: str) -> None:
+    # The legwork behind the story, printed as its last line: the reader sees it as part of the article.
+    assert bio_subject(credit, ["Miriam Hale", "Tom Ash"], previous_was_bio=False) is None
+    result = clean(page("Channel Dredging Approved", "By Miriam Hale", LEDE, SECOND, credit))
+    assert result.body == f"{LEDE}\n\n{SECOND}\n\n{credit}"
+    assert result.authors == ["Miriam Hale"]
+
+
+def test_a_name_alone_is_no_bio_and_no_error() -> None:
+    assert bio_subject("Vanessa Hicks", [], previous_was_bio=False) is None
+    assert bio_subject("Vanessa", ["Vanessa Hicks"], previous_was_bio=True) is None
+
+
 # --- dates ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "March 3, 2024",
+        "Sept. 3, 2024 6:01 am",
+        "Dec 31, 1999 12:00 pm",
+        "Jan 1, 2021 12:15 AM",
+        "3 March 2024",
+        "29 Feb 2023",
+        "Febtember 3, 2024",
+        "May 3 2024 13:00 pm",
+    ],
+)
+def test_common_datelines_read_without_dateutil_agree_with_it(text: str) -> None:
+    try:
+        expected: datetime | None = date_parser.parse(text, fuzzy=True).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        expected = None
+    assert parse_datetime(text) == expected
+    # The five possible dates go through the shortcut; the impossible ones are left to dateutil.
+    assert (_common_date(text) is not None) == (text in SHORTCUT_DATES)
+
+
+SHORTCUT_DATES = {
+    "March 3, 2024",
+    "Sept. 3, 2024 6:01 am",
+    "Dec 31, 1999 12:00 pm",
+    "Jan 1, 2021 12:15 AM",
+    "3 March 2024",
+}
 
 
 @pytest.mark.parametrize(
