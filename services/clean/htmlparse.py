@@ -31,8 +31,11 @@ _NONCHARACTERS = ("\ufffe".encode(), "\uffff".encode())
 # libxml2 mis-parses a doctype holding a system URL on the first line (lxml bug 1955915); trafilatura drops it.
 _DOCTYPE_WITH_URL = re.compile(rb"^< ?! ?DOCTYPE[^>]*/[^<>]*>", re.IGNORECASE)
 _SELF_CLOSING_HTML = re.compile(rb"(<html.*?)\s*/>", re.IGNORECASE)
-# Inside these a reader never sees text, and every extractor run after parsing removes them anyway.
-_INERT_TAGS = ("style", "svg", "template")
+# Inside these a reader never sees text, and every extractor run after parsing removes them anyway. Asides and
+# footers are shown, but trafilatura deletes them in every pass (main extractor, baseline, page-length measure);
+# removing them before it copies the tree cut its time by a fifth on the dev set (median of 6 alternating passes,
+# 2.25 -> 1.76 CPU-s for 66 pages) and changed one page's text, for the better (lazy-image-2, P 0.979 -> 0.980).
+_INERT_TAGS = ("style", "svg", "template", "aside", "footer")
 _INERT_MARK = "newsflow-inert"
 _STRUCTURED_DATA = "application/ld+json"
 # Where the page declares its metadata (read by htmlmeta).
@@ -110,7 +113,8 @@ def walk_page(tree: HtmlElement) -> PageParts:
 
 
 def strip_inert_elements(tree: HtmlElement, scripts: list[HtmlElement] | None = None) -> None:
-    """Remove scripts (but not JSON-LD), styles, inline SVG and templates, keeping the text that follows them.
+    """Remove scripts (but not JSON-LD), styles, inline SVG, templates, asides and footers, keeping the text that
+    follows them.
 
     They hold about 250 kB of a typical news page, which trafilatura otherwise copies three times before it
     removes them itself. Read metadata and links before calling this. `scripts` are the page's scripts when a

@@ -53,12 +53,13 @@ def test_inert_elements_go_and_the_text_after_them_stays() -> None:
         f'<script type="application/ld+json">{ld}</script></head><body>'
         "<p>Rates rose<script>track('x')</script> for the third month"
         '<svg><path d="M0 0"/><text>icon</text></svg>, the bank said.</p>'
-        "<template><p>Hidden card</p></template></body></html>"
+        "<template><p>Hidden card</p></template><aside><p>Deals of the day</p></aside>"
+        "<footer>© Harbour Gazette</footer></body></html>"
     )
     assert tree is not None
     strip_inert_elements(tree)
     assert _body_text(tree) == "Rates rose for the third month, the bank said."
-    assert [element.tag for element in tree.iter("script", "style", "svg", "template")] == ["script"]
+    assert [element.tag for element in tree.iter("script", "style", "svg", "template", "aside", "footer")] == ["script"]
     # JSON-LD stays for the extractor's rescue pass, which reads articleBody from it.
     assert "articleBody" in etree.tostring(tree, encoding="unicode")
 
