@@ -11,8 +11,8 @@ Language-independent signals from the page's structure, read on the tree that wa
   sidebar teasers, comment-policy notices, app-download widgets, "contributed to this report" boxes) belong to the
   page around the story, not to it;
 - lines at the end of the story whose own block (the largest element around them that holds no earlier line) also
-  holds a control (a button, a form field, a `javascript:` link) or a link to the site's legal pages are a widget:
-  a paywall's sign-up prompt, a comment section's policy notice, a newsletter form.
+  holds a control (a button, a form field, a `javascript:` link) or links to two of the site's policy pages are a
+  widget: a paywall's sign-up prompt, a comment section's policy notice, a newsletter form.
 
 Measured on the dev set and left out: class/id/role tokens of widgets (modal, dialog, newsletter, promo, related,
 share, social, comments, subscribe, role=dialog/menu) removed nothing trafilatura had kept, and `paywall` marks
@@ -73,6 +73,7 @@ _MAX_EMBED_SHARE = 0.25
 # Widgets after the story: elements a reader operates, and links to the pages of terms a notice refers to.
 _CONTROL_TAGS = ("button", "form", "input", "select", "textarea")
 _LEGAL_LINK = re.compile(r"privacy|terms|guideline|cookie|legal|conditions|datenschutz|impressum", re.IGNORECASE)
+_MIN_POLICY_LINKS = 2
 # Lines of a widget mix text and links (a notice linking to the terms): a text node a third of the line places it.
 _WIDGET_LOCATE_SHARE = 0.3
 # A widget block is a few short lines: a paywall prompt on a story cut short can still be a third of its words.
@@ -272,14 +273,18 @@ def _own_block(element: HtmlElement, story_ancestors: set[HtmlElement]) -> HtmlE
 
 
 def _is_widget(block: HtmlElement) -> bool:
-    """The block holds something a reader operates, or a link to the site's terms, privacy or comment policy."""
+    """The block holds something a reader operates, or links to two of the site's policy pages (terms, privacy,
+    comment guidelines); one such link is what a story about a privacy policy has."""
     if next(block.iter(*_CONTROL_TAGS), None) is not None:
         return True
+    policies: set[str] = set()
     for link in block.iter("a"):
         href = (link.get("href") or "").strip()
-        if href.lower().startswith("javascript:") or _LEGAL_LINK.search(href):
+        if href.lower().startswith("javascript:"):
             return True
-    return False
+        if _LEGAL_LINK.search(href):
+            policies.add(href)
+    return len(policies) >= _MIN_POLICY_LINKS
 
 
 def widget_tail(line_map: LineMap, located: Sequence[Sequence[HtmlElement]], paragraphs: Sequence[str]) -> int:

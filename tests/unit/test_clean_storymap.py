@@ -304,3 +304,12 @@ def test_a_last_paragraph_beside_a_share_button_of_the_whole_story_stays() -> No
     assert (
         widgets(page(after="<div><p>The pier reopens on 4 May.</p></div>"), [*STORY, "The pier reopens on 4 May."]) == 0
     )
+
+
+def test_a_last_paragraph_citing_one_policy_page_is_the_story() -> None:
+    ending = (
+        "The operator said its updated <a href='https://ferries.example/privacy'>privacy policy</a> explains how "
+        "passenger lists are kept."
+    )
+    line = "The operator said its updated privacy policy explains how passenger lists are kept."
+    assert widgets(page(inside=f"<p>{ending}</p>"), [*STORY, line]) == 0
