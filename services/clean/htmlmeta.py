@@ -75,6 +75,28 @@ def _declarations(elements: Iterable[HtmlElement]) -> _Declarations:
     return found
 
 
+# A first <h1> this short that the page's <title> does not repeat is a section's name ("Allergies Health Center"),
+# when the <title> itself reads like a headline.
+_SECTION_H1_WORDS = 4
+_HEADLINE_TITLE_WORDS = 5
+_WORD = re.compile(r"\w+")
+
+
+def _headline(first_h1: str | None, head_title: str | None) -> str | None:
+    """The page's headline from its markup alone: the first <h1>, unless it is a section label and <title> is not."""
+    if not first_h1 or not head_title:
+        return first_h1 or head_title
+    h1_words = _WORD.findall(first_h1.casefold())
+    title_words = set(_WORD.findall(head_title.casefold()))
+    if (
+        len(h1_words) <= _SECTION_H1_WORDS
+        and len(title_words) >= _HEADLINE_TITLE_WORDS
+        and not title_words.issuperset(h1_words)
+    ):
+        return head_title
+    return first_h1
+
+
 def _parent_tag(element: HtmlElement) -> str | None:
     parent = element.getparent()
     return None if parent is None else str(parent.tag)
@@ -95,8 +117,7 @@ def read_page_meta(tree: HtmlElement, declarations: Iterable[HtmlElement] | None
         tags.get("og:title"),
         tags.get("twitter:title"),
         tags.get("dc.title"),
-        found.first_h1,
-        found.head_title,
+        _headline(found.first_h1, found.head_title),
     )
     meta.site_name = _first(
         tags.get("og:site_name"),

@@ -155,6 +155,36 @@ def test_site_name_is_stripped_from_titles(title: str, site: str | None, url: st
     assert strip_site_name(title, site, url) == expected
 
 
+PEANUT_STORY = "".join(
+    f"<p>Paragraph {n} of a story about early peanut feeding, with enough words to be running prose here.</p>"
+    for n in range(5)
+)
+
+
+@pytest.mark.parametrize(
+    ("head_title", "h1", "expected"),
+    [
+        # A section label in the only <h1>, the headline in <title>.
+        (
+            "Babies Who Eat Peanuts Early May Avoid Allergy",
+            "Allergies Health Center",
+            "Babies Who Eat Peanuts Early May Avoid Allergy",
+        ),
+        # A short headline that <title> repeats (with the site name) is the headline.
+        ("Peanut Study Ends | Health Daily", "Peanut Study Ends", "Peanut Study Ends"),
+        # A long <h1> is the headline even when <title> says something else.
+        (
+            "Health Daily - Trusted Medical News And Advice",
+            "Babies who eat peanuts early may avoid allergy",
+            "Babies who eat peanuts early may avoid allergy",
+        ),
+    ],
+)
+def test_headline_from_markup_skips_a_section_label_h1(head_title: str, h1: str, expected: str) -> None:
+    html = f"<html><head><title>{head_title}</title></head><body><h1>{h1}</h1>{PEANUT_STORY}</body></html>"
+    assert extract_html(html).title == expected
+
+
 # --- non-articles and hostile input --------------------------------------------------------------------------
 
 
