@@ -182,12 +182,16 @@ def _add_meta_tag(element: HtmlElement, tags: dict[str, str]) -> None:
         tags.setdefault(key.strip().lower(), _SPACES.sub(" ", content).strip())
 
 
+# Some CMSs wrap their JSON-LD in a CDATA section or an HTML comment, as old XHTML advice had it.
+_JSON_WRAPPER = re.compile(r"^\s*(?:<!\[CDATA\[|<!--)|(?:\]\]>|-->)\s*$")
+
+
 def _json_ld_article(script: HtmlElement) -> dict[str, Any]:
     """The first schema.org object in a JSON-LD script whose @type is an article (or that has a headline)."""
     if (script.get("type") or "").lower() != "application/ld+json" or not script.text:
         return {}
     try:
-        data = json.loads(script.text)
+        data = json.loads(_JSON_WRAPPER.sub("", script.text))
     except ValueError:
         return {}
     for item in _walk_ld(data):

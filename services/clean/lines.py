@@ -257,6 +257,7 @@ _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).
 _MAX_FURNITURE_CHARS = 400
 _BIO_VERB_AFTER_NAME = re.compile(rf"\s+{_BIO_VERBS}\b")
+_BRACKETED = re.compile(r"\s*\([^)]*\)")
 # A reporting credit: names, then "reported from …" or "contributed (reporting | to this report)".
 _CREDIT_LINE = re.compile(
     r"^[^.!?]{0,120}?\b(?:reported\s+(?:from|in)\b|contributed(?:\s+(?:reporting|to\s+this)|\s*\.|\s*$)|"
@@ -443,8 +444,10 @@ def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bo
                 return None
         return names or None
     if allow_bare_name:
-        name = _clean_name(text)
-        return [name] if name else None
+        # "Martin Untersinger (avec Damien Leloup)": the aside in brackets is not part of the name, and a name
+        # followed by a job title ("Ben Silverman Games Editor") is a role line, not a bare name.
+        name = _clean_name(_BRACKETED.sub("", text))
+        return [name] if name and not _ROLE_WORDS.search(name) else None
     return None
 
 

@@ -300,6 +300,39 @@ def test_schema_org_json_ld_metadata_wins() -> None:
     assert result.published_at == datetime(2024, 4, 7, 18, 0, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(("before", "after"), [("<![CDATA[", "]]>"), ("<!--", "-->")])
+def test_json_ld_wrapped_in_cdata_or_a_comment_is_read(before: str, after: str) -> None:
+    json_ld = (
+        f'<script type="application/ld+json">\n  {before}\n  {{"@type": "NewsArticle", "headline": "Depot becomes a '
+        f'park", "author": [{{"@type": "Person", "name": "Lena Fischer"}}]}}\n  {after}\n</script>'
+    )
+    result = clean(article_page(head=json_ld))
+    assert result.title == "Depot becomes a park"
+    assert result.authors == ["Lena Fischer"]
+
+
+@pytest.mark.parametrize(
+    ("byline", "authors"),
+    [
+        # The name element and the role element inside one byline box: the box's text is no name.
+        (
+            "<div class='author'><a rel='author' href='/author/lf'>Lena Fischer</a>"
+            "<div class='author-title'>City Editor</div></div>",
+            ["Lena Fischer"],
+        ),
+        # Co-authors in brackets after the name.
+        ("<span class='byline'>Lena Fischer (with Omar Haddad)</span>", ["Lena Fischer"]),
+    ],
+)
+def test_marked_up_byline_names_without_roles_or_brackets(byline: str, authors: list[str]) -> None:
+    body = "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
+    html = (
+        "<html><head><title>Depot to become park</title></head><body><article><h1>Depot to become park</h1>"
+        f"{byline}{body}</article></body></html>"
+    )
+    assert clean(html).authors == authors
+
+
 def test_marked_up_byline_and_url_date_when_nothing_is_declared() -> None:
     body = "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS)
     html = (
