@@ -54,7 +54,8 @@ def test_inert_elements_go_and_the_text_after_them_stays() -> None:
         "<p>Rates rose<script>track('x')</script> for the third month"
         '<svg><path d="M0 0"/><text>icon</text></svg>, the bank said.</p>'
         "<template><p>Hidden card</p></template><aside><p>Deals of the day</p></aside>"
-        "<footer>© Harbour Gazette</footer></body></html>"
+        "<footer>© Harbour Gazette</footer><nav><a href='/'>Home</a></nav><noscript>Enable JavaScript</noscript>"
+        "<iframe>Your browser cannot show frames</iframe></body></html>"
     )
     assert tree is not None
     strip_inert_elements(tree)
