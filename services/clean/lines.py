@@ -257,6 +257,7 @@ _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).
 _MAX_FURNITURE_CHARS = 400
 _BIO_VERB_AFTER_NAME = re.compile(rf"\s+{_BIO_VERBS}\b")
+_LOWERCASE_THE_NAME = re.compile(r"the\s+[A-Z]")
 _BRACKETED = re.compile(r"\s*\([^)]*\)")
 # A reporting credit: names, then "reported from …" or "contributed (reporting | to this report)".
 _CREDIT_LINE = re.compile(
@@ -476,7 +477,8 @@ def _parse_reference(ref: str) -> SourceRef | None:
     head = re.split(r"(?<=[a-z0-9)])[.;]\s|\s[(\[]|\s[-–—|]\s", ref.strip(), maxsplit=1)[0].strip(" .,:;\"'“”")
     if domain_match and head.lower() == domain_match.group(0).lower():
         return SourceRef(url=None, domain=normalise_domain(domain_match.group(0)), name=None)
-    if head and len(words_of(head)) <= 8 and not head[:1].islower():
+    # A publication's name is capitalised, though some style themselves "the Guardian".
+    if head and len(words_of(head)) <= 8 and (not head[:1].islower() or _LOWERCASE_THE_NAME.match(head)):
         name = re.sub(r"^(?:the\s+website\s+)?", "", head, flags=re.I) or None
     domain = normalise_domain(domain_match.group(0)) if domain_match else None
     if not name and not domain:

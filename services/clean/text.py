@@ -37,6 +37,9 @@ _TITLE_WINDOW = 8
 _SHORT_LINE_WORDS = 8
 # Shorter headline-shaped lines above the story are more often section labels ("World", "Climate crisis").
 _MIN_HEADLINE_WORDS = 3
+# A headline ending in "?", "!" or an initialism is at most this long; a longer such line is a lede.
+_SENTENCE_HEADLINE_WORDS = 20
+_INITIALISM_END = re.compile(r"(?:\b[A-Z]\.){2,}$")
 
 
 @dataclass
@@ -192,7 +195,12 @@ def _is_prose(text: str) -> bool:
 def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | None) -> int:
     """Title, bylines and datelines before the first paragraph of prose; returns that paragraph's index."""
     first_body = next(
-        (i for i, unit in enumerate(units) if unit.kind is LineKind.BODY and _is_prose(unit.text)), len(units)
+        (
+            i
+            for i, unit in enumerate(units)
+            if unit.kind is LineKind.BODY and _is_prose(unit.text) and not _headline_over_byline(units, i)
+        ),
+        len(units),
     )
     head = range(min(first_body, _TITLE_WINDOW + 4))
     hint_key = matching_form(title_hint) if title_hint else None
@@ -238,10 +246,27 @@ def _choose_title(units: list[_Unit], head: list[int]) -> int | None:
 
 def _headline_shaped(text: str, min_words: int = 1) -> bool:
     words = words_of(text)
+    ending = text.rstrip("”\"'’」")
     return (
         min_words <= len(words) <= _MAX_TITLE_WORDS
         and len(text) <= _MAX_TITLE_CHARS
-        and not text.rstrip("”\"'’」").endswith((".", "。"))
+        # Headlines carry no full stop, though one may end on an initialism ("… Underneath N.Y.C.").
+        and (not ending.endswith((".", "。")) or bool(_INITIALISM_END.search(ending)))
+    )
+
+
+def _headline_over_byline(units: list[_Unit], index: int) -> bool:
+    """A headline that reads like a sentence ("Where do relations go after the vote?", "… N.Y.C.") near the top,
+    with a byline or dateline right under it: the headline, not the story's first paragraph."""
+    if (
+        index >= _TITLE_WINDOW
+        or index + 1 >= len(units)
+        or not _headline_shaped(units[index].text, _MIN_HEADLINE_WORDS)
+    ):
+        return False
+    below = units[index + 1].text
+    return len(words_of(units[index].text)) <= _SENTENCE_HEADLINE_WORDS and (
+        parse_byline(below) is not None or parse_date_line(below) is not None
     )
 
 

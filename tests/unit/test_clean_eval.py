@@ -49,7 +49,7 @@ def test_synthetic_text_set_is_deterministic_and_varied() -> None:
 
 def test_quality_floor_on_the_fixture_pages() -> None:
     """A regression guard, not the benchmark: these pages score ~0.99 (HTML) and ~0.99 (text) today."""
-    html, text = evaluate_all(NEWS_PAGES, variants=4, speed_rounds=1)
+    html, text, seed_sized = evaluate_all(NEWS_PAGES, variants=4, speed_rounds=1)
     assert html.documents == 5
     assert html.f1 >= 0.95
     assert html.rejected == 0
@@ -58,12 +58,15 @@ def test_quality_floor_on_the_fixture_pages() -> None:
     assert text.title_accuracy is not None and text.title_accuracy >= 0.9
     assert text.author_accuracy is not None and text.author_accuracy >= 0.85
     assert text.source_accuracy is not None and text.source_accuracy >= 0.9
+    # The seed-sized set is the same stories cut to six paragraphs: smaller pages, the same quality floor.
+    assert seed_sized.documents == 20 and seed_sized.kilobytes_per_doc < text.kilobytes_per_doc
+    assert seed_sized.f1 >= 0.97
 
 
 def test_run_clean_eval_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_clean_eval(NEWS_PAGES, as_json=True) == 0
     reports = json.loads(capsys.readouterr().out)
-    assert [report["name"] for report in reports] == ["html", "text (synthetic)"]
+    assert [report["name"] for report in reports] == ["html", "text (synthetic)", "text (seed-sized)"]
     assert all(0.0 <= report["f1"] <= 1.0 for report in reports)
     assert all(report["docs_per_second"] > 0 and report["kilobytes_per_doc"] > 0 for report in reports)
 

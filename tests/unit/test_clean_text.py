@@ -357,6 +357,35 @@ def test_a_name_alone_is_no_bio_and_no_error() -> None:
     assert bio_subject("Vanessa", ["Vanessa Hicks"], previous_was_bio=True) is None
 
 
+@pytest.mark.parametrize(
+    "headline",
+    [
+        "Where do harbour finances go after the dredging vote?",
+        "Ferries are back, and the town could not be happier!",
+        "How Winter Storms Wreck the Piers Underneath N.Y.C.",
+    ],
+)
+@pytest.mark.parametrize("separator", ["\n\n", "\n"])
+def test_a_headline_that_ends_like_a_sentence_is_the_title_when_a_byline_follows(headline: str, separator: str) -> None:
+    result = clean(page(headline, "By Miriam Hale", "Published March 3, 2024", LEDE, SECOND, separator=separator))
+    assert result.title == headline
+    assert result.body == f"{LEDE}\n\n{SECOND}"
+    assert result.authors == ["Miriam Hale"]
+
+
+def test_a_short_first_paragraph_without_a_byline_under_it_stays_body() -> None:
+    opening = "Where do harbour finances go after the dredging vote?"
+    result = clean(page("Channel Dredging Approved", opening, LEDE, SECOND))
+    assert result.title == "Channel Dredging Approved"
+    assert result.body.startswith(opening)
+
+
+def test_a_publication_styled_in_lower_case_is_the_source_name() -> None:
+    result = clean(page("Channel Dredging Approved", LEDE, SECOND, "This article originally appeared on the Guardian."))
+    assert result.source_name == "the Guardian"
+    assert result.body == f"{LEDE}\n\n{SECOND}"
+
+
 # --- dates ------------------------------------------------------------------------------------------------------
 
 
