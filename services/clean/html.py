@@ -18,6 +18,7 @@ from services.clean.htmlmeta import PageMeta, read_page_meta
 from services.clean.htmlparse import PageParts, parse_html, strip_inert_elements, walk_page
 from services.clean.htmltext import html_to_text
 from services.clean.lines import (
+    MODULE_HEADING,
     count_words,
     ends_like_sentence,
     is_chrome,
@@ -64,15 +65,6 @@ _BULLET = re.compile(r"^[-*•]\s+")
 _GALLERY_ITEM = re.compile(r"^(?:\d{1,3}\s*/\s*\d{1,3}|(?:photo|image|slide|picture)\s+\d+\s+of\s+\d+)\b", re.I)
 # A line that is only a bracketed label, as CJK sites print buttons and desk credits: "【纠错】", "[责任编辑：x]".
 _BRACKET_LABEL = re.compile(r"^[【［〔\[][^】］〕\]。！？.!?]{1,24}[】］〕\]]?$")
-# Headings that open the modules after a story: recirculation, comment threads, video playlists.
-_MODULE_HEADING = re.compile(
-    r"^(?:related(?:\s+\w+)?|more(?:\s+[\w’'-]+){1,5}|other\s+\w+(?:\s+\w+)?|"
-    r"recommended(?:\s+\w+)*|you\s+(?:may|might)\s+(?:also\s+)?(?:like|enjoy)|most\s+(?:read|popular|viewed|shared)|"
-    r"trending(?:\s+\w+)?|popular(?:\s+\w+)?|up\s+next|now\s+watching|(?:\d+\s+)?comments?|comentar(?:ios)?|"
-    r"kommentare|commentaires|leave\s+a\s+(?:comment|reply)|join\s+the\s+(?:discussion|conversation)|"
-    r"what\s+to\s+read\s+next|read\s+next|further\s+reading|latest\s+(?:news|stories))[\s:.]*$",
-    re.IGNORECASE,
-)
 _TITLE_SEPARATOR = re.compile(r"\s+(?:\||–|—|--|»|::|·|-)\s+|(?<=\S)(?:\s*[|_]\s*|-)(?=[^\x00-\x7f])")
 # Lines shorter than this, without sentence punctuation, may still be headline/byline/dateline furniture.
 _HEAD_LINE_WORDS = 15
@@ -272,7 +264,7 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str], links: Page
         key = matching_form(line)
         # trafilatura marks list items with "- "; the rules judge the item itself.
         content = _BULLET.sub("", line)
-        if _MODULE_HEADING.match(content):
+        if MODULE_HEADING.match(content):
             module_starts.append(len(paragraphs))
         if key == title_key or (in_head and parse_byline(content, require_marker=True) is not None):
             # The headline repeated in the text, and a byline above the story, are metadata, not body.

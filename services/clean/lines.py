@@ -252,6 +252,15 @@ _MONTH_NUMBERS = {
 }
 
 
+# Headings that open the modules after a story: recirculation, comment threads, video playlists.
+MODULE_HEADING = re.compile(
+    r"^(?:related(?:\s+\w+)?|more(?:\s+[\w’'-]+){1,5}|other\s+\w+(?:\s+\w+)?|top\s+stories|"
+    r"recommended(?:\s+\w+)*|you\s+(?:may|might)\s+(?:also\s+)?(?:like|enjoy)|most\s+(?:read|popular|viewed|shared)|"
+    r"trending(?:\s+\w+)?|popular(?:\s+\w+)?|up\s+next|now\s+watching|(?:\d+\s+)?comments?|comentar(?:ios)?|"
+    r"kommentare|commentaires|leave\s+a\s+(?:comment|reply)|join\s+the\s+(?:discussion|conversation)|"
+    r"what\s+to\s+read\s+next|read\s+next|further\s+reading|latest\s+(?:news|stories))[\s:.]*$",
+    re.IGNORECASE,
+)
 # Scripts written without spaces between words: a \w+ run there is a phrase, not a word.
 _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.clean.lines import (
+    MODULE_HEADING,
     LineKind,
     SourceRef,
     bio_subject,
@@ -40,6 +41,14 @@ _MIN_HEADLINE_WORDS = 3
 # A headline ending in "?", "!" or an initialism is at most this long; a longer such line is a lede.
 _SENTENCE_HEADLINE_WORDS = 20
 _INITIALISM_END = re.compile(r"(?:\b[A-Z]\.){2,}$")
+_MIN_PROSE_WORDS = 8
+_READING_TIME = re.compile(r"^\d+\s*min(?:ute)?s?\s+read$", re.IGNORECASE)
+# Menus: at least this many lines in a row of at most this many words each.
+_MIN_MENU_RUN = 3
+_MENU_ITEM_WORDS = 3
+# A comment thread's heading ends the story only below this share of its prose (a mid-story "Join the
+# conversation" prompt does not).
+_COMMENTS_BELOW_SHARE = 0.5
 
 
 @dataclass
@@ -125,6 +134,7 @@ def extract_text(content: str, *, title_hint: str | None = None) -> TextExtracti
 
     _mark_standalone(units, result)
     _mark_repeated_short_lines(units)
+    _mark_trailing_modules(units)
     first_body = _mark_head(units, result, title_hint)
     _mark_bylines_anywhere(units, result, first_body)
     _mark_tail_bios(units, result)
@@ -189,7 +199,7 @@ def _mark_repeated_short_lines(units: list[_Unit]) -> None:
 def _is_prose(text: str) -> bool:
     """A paragraph of running text: several words ending like a sentence, or simply long."""
     words = words_of(text)
-    return len(words) > _MAX_TITLE_WORDS or (len(words) >= 8 and ends_like_sentence(text))
+    return len(words) > _MAX_TITLE_WORDS or (len(words) >= _MIN_PROSE_WORDS and ends_like_sentence(text))
 
 
 def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | None) -> int:
@@ -202,7 +212,9 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
         ),
         len(units),
     )
-    head = range(min(first_body, _TITLE_WINDOW + 4))
+    _mark_menu_runs(units, first_body)
+    # The headline, bylines and datelines are among the first lines above the story that are not furniture.
+    head = [i for i in range(first_body) if units[i].kind is not LineKind.CHROME][: _TITLE_WINDOW + 4]
     hint_key = matching_form(title_hint) if title_hint else None
     for index in head:
         unit = units[index]
@@ -216,7 +228,7 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
 
     title_index = next((i for i in head if units[i].kind is LineKind.TITLE), None)
     if title_index is None and hint_key is None:
-        title_index = _choose_title(units, [i for i in head if i < _TITLE_WINDOW])
+        title_index = _choose_title(units, head[:_TITLE_WINDOW])
         if title_index is not None:
             units[title_index].kind = LineKind.TITLE
             result.title = units[title_index].text
@@ -230,6 +242,68 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
     return first_body
 
 
+def _mark_menu_runs(units: list[_Unit], first_body: int) -> None:
+    """Runs of one-to-three-word lines above the story ("Home", "News", "Sport", "Weather") are a site's menus."""
+    run: list[int] = []
+    for index in [*range(first_body), None]:
+        if index is not None and units[index].kind is LineKind.BODY and _is_menu_item(units[index].text):
+            run.append(index)
+            continue
+        if len(run) >= _MIN_MENU_RUN:
+            for item in run:
+                units[item].kind = LineKind.CHROME
+        run = []
+
+
+def _is_menu_item(text: str) -> bool:
+    return (
+        len(words_of(text)) <= _MENU_ITEM_WORDS
+        and not ends_like_sentence(text)
+        and parse_date_line(text) is None
+        and parse_byline(text) is None
+    )
+
+
+def _mark_trailing_modules(units: list[_Unit]) -> None:
+    """A recirculation module after the story's last paragraph ("Related topics", "More on this story", "Most read"
+    and the headlines under it) and a comment thread below most of the story ("12 Comments", "Leave a Reply" and
+    the comments themselves) are page furniture."""
+    cut = None
+    for index in range(len(units) - 1, -1, -1):
+        unit = units[index]
+        if unit.kind is LineKind.BODY and _reads_as_prose(unit.text):
+            break
+        if unit.kind is not LineKind.TITLE and MODULE_HEADING.match(unit.text):
+            cut = index
+    prose_words = [count_words(unit.text) if _reads_as_prose(unit.text) else 0 for unit in units]
+    total = sum(prose_words)
+    above = 0
+    for index, unit in enumerate(units if cut is None else units[:cut]):
+        if (
+            unit.kind is not LineKind.TITLE
+            and len(words_of(unit.text)) <= _SHORT_LINE_WORDS
+            and _COMMENTS_START.match(unit.text)
+        ):
+            if above >= _COMMENTS_BELOW_SHARE * total:
+                cut = index
+                break
+            # Higher up it is a prompt between paragraphs ("Join the conversation"), not the thread.
+            unit.kind = LineKind.INTERSTITIAL
+        if unit.kind is LineKind.BODY:
+            above += prose_words[index]
+    if cut is None:
+        return
+    for unit in units[cut:]:
+        if unit.kind in (LineKind.BODY, LineKind.INTERSTITIAL):
+            unit.kind = LineKind.CHROME
+
+
+def _reads_as_prose(text: str) -> bool:
+    """`_is_prose`, with words counted as in scripts written without spaces too (a Chinese paragraph is one run of
+    letters between its commas)."""
+    return _is_prose(text) or (count_words(text) >= _MIN_PROSE_WORDS and ends_like_sentence(text))
+
+
 def _choose_title(units: list[_Unit], head: list[int]) -> int | None:
     """The headline: the last headline-shaped line above the byline/dateline, else the first substantial one."""
     candidates = [i for i in head if units[i].kind is LineKind.BODY and _headline_shaped(units[i].text)]
@@ -238,6 +312,13 @@ def _choose_title(units: list[_Unit], head: list[int]) -> int | None:
     anchor = next((i for i in head if units[i].kind in (LineKind.BYLINE, LineKind.DATE)), None)
     if anchor is not None:
         above = [i for i in candidates if i < anchor]
+        # A name alone ("Dana Whitfield") or a reading time ("6 min read") between the headline and the dateline
+        # is the byline's company, not the headline.
+        while len(above) > 1 and (
+            _READING_TIME.match(units[above[-1]].text)
+            or parse_byline(units[above[-1]].text, allow_bare_name=True) is not None
+        ):
+            above.pop()
         if above:
             return above[-1]
     substantial = [i for i in candidates if count_words(units[i].text) >= _MIN_HEADLINE_WORDS]

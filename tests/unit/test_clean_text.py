@@ -386,6 +386,50 @@ def test_a_publication_styled_in_lower_case_is_the_source_name() -> None:
     assert result.body == f"{LEDE}\n\n{SECOND}"
 
 
+# --- menus, recirculation modules and comment threads ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("separator", ["\n\n", "\n"])
+def test_a_site_menu_above_the_headline_is_chrome(separator: str) -> None:
+    menu = ["Skip to content", "Home", "News", "Sport", "Weather", "Local", "Business", "Ports & Shipping"]
+    text = page(
+        *menu, "Channel dredging approved after long delay", "By Miriam Hale", LEDE, SECOND, separator=separator
+    )
+    result = clean(text)
+    assert result.title == "Channel dredging approved after long delay"
+    assert result.authors == ["Miriam Hale"]
+    assert result.body == f"{LEDE}\n\n{SECOND}"
+
+
+def test_a_related_module_after_the_story_goes_with_its_headlines() -> None:
+    module = [
+        "More on this story",
+        "Harbour board names new chair",
+        "Ferry fares to rise in April",
+        "Published",
+        "2 March 2024",
+    ]
+    result = clean(page("Channel Dredging Approved", LEDE, SECOND, THIRD, *module))
+    assert result.body == f"{LEDE}\n\n{SECOND}\n\n{THIRD}"
+
+
+def test_a_comment_thread_below_the_story_goes_whole() -> None:
+    thread = [
+        "3 Comments",
+        "Jo Bloggs",
+        "March 4, 2024 at 9:12 am",
+        "I think the dredging is a waste of money and the council should think again before it signs anything.",
+        "Reply",
+    ]
+    result = clean(page("Channel Dredging Approved", LEDE, SECOND, THIRD, *thread))
+    assert result.body == f"{LEDE}\n\n{SECOND}\n\n{THIRD}"
+
+
+def test_a_conversation_prompt_high_in_the_story_does_not_end_it() -> None:
+    result = clean(page("Channel Dredging Approved", LEDE, "Join the conversation", SECOND, THIRD))
+    assert result.body == f"{LEDE}\n\n{SECOND}\n\n{THIRD}"
+
+
 # --- dates ------------------------------------------------------------------------------------------------------
 
 
