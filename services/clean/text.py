@@ -42,6 +42,13 @@ _MIN_HEADLINE_WORDS = 3
 _SENTENCE_HEADLINE_WORDS = 20
 _INITIALISM_END = re.compile(r"(?:\b[A-Z]\.){2,}$")
 _MIN_PROSE_WORDS = 8
+# A module between paragraphs: a heading of at most six words over at most five headlines of at most 15 words.
+_MODULE_HEADING_WORDS = 6
+_MAX_MODULE_ITEMS = 5
+_MIN_MODULE_ITEMS = 2
+_MODULE_ITEM_WORDS = 15
+_CLOSING_MARKS = "”\"'’」)"
+_BULLET_ITEM = re.compile(r"^\s*(?:[-*•–]|\d+[.)])\s")
 _READING_TIME = re.compile(r"^\d+\s*min(?:ute)?s?\s+read$", re.IGNORECASE)
 # Menus: at least this many lines in a row of at most this many words each.
 _MIN_MENU_RUN = 3
@@ -268,6 +275,7 @@ def _mark_trailing_modules(units: list[_Unit]) -> None:
     """A recirculation module after the story's last paragraph ("Related topics", "More on this story", "Most read"
     and the headlines under it) and a comment thread below most of the story ("12 Comments", "Leave a Reply" and
     the comments themselves) are page furniture."""
+    _mark_inline_modules(units)
     cut = None
     for index in range(len(units) - 1, -1, -1):
         unit = units[index]
@@ -296,6 +304,32 @@ def _mark_trailing_modules(units: list[_Unit]) -> None:
     for unit in units[cut:]:
         if unit.kind in (LineKind.BODY, LineKind.INTERSTITIAL):
             unit.kind = LineKind.CHROME
+
+
+def _mark_inline_modules(units: list[_Unit]) -> None:
+    """A module heading between paragraphs ("Related Articles", "Trending Now") and the linked headlines under it are
+    an interstitial: two to five short lines without a full stop (bulleted lines are the story's own list)."""
+    for index, unit in enumerate(units):
+        if unit.kind is LineKind.TITLE or len(words_of(unit.text)) > _MODULE_HEADING_WORDS:
+            continue
+        if not MODULE_HEADING.match(unit.text):
+            continue
+        unit.kind = LineKind.INTERSTITIAL
+        items: list[_Unit] = []
+        for follower in units[index + 1 : index + 1 + _MAX_MODULE_ITEMS]:
+            text = follower.text
+            if (
+                follower.kind is not LineKind.BODY
+                or len(words_of(text)) > _MODULE_ITEM_WORDS
+                or text.rstrip(_CLOSING_MARKS).endswith((".", "。"))
+                or _BULLET_ITEM.match(text)
+            ):
+                break
+            items.append(follower)
+        # One short line after the label may be the story's next subheading; a list of them is the module.
+        if len(items) >= _MIN_MODULE_ITEMS:
+            for item in items:
+                item.kind = LineKind.INTERSTITIAL
 
 
 def _reads_as_prose(text: str) -> bool:

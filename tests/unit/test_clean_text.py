@@ -413,6 +413,23 @@ def test_a_related_module_after_the_story_goes_with_its_headlines() -> None:
     assert result.body == f"{LEDE}\n\n{SECOND}\n\n{THIRD}"
 
 
+def test_a_headline_module_between_paragraphs_is_an_interstitial() -> None:
+    module = ["Trending Now", "Harbour board names new chair", "Ferry fares to rise in April"]
+    result = clean(page("Channel Dredging Approved", LEDE, *module, SECOND, THIRD, separator="\n"))
+    assert result.body == f"{LEDE}\n\n{SECOND}\n\n{THIRD}"
+
+
+def test_one_short_line_after_a_module_label_is_the_next_subheading() -> None:
+    result = clean(page("Channel Dredging Approved", LEDE, "Related Articles", "What happens next", SECOND))
+    assert result.body == f"{LEDE}\n\nWhat happens next\n\n{SECOND}"
+
+
+def test_a_bulleted_list_after_a_more_heading_is_the_story() -> None:
+    items = ["- Dredging starts in May", "- The channel reopens in July"]
+    result = clean(page("Channel Dredging Approved", LEDE, "More details", *items, SECOND))
+    assert all(item in result.body for item in items)
+
+
 def test_a_comment_thread_below_the_story_goes_whole() -> None:
     thread = [
         "3 Comments",
