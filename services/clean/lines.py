@@ -266,6 +266,9 @@ _UNSPACED_SCRIPT = re.compile("[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).
 _MAX_FURNITURE_CHARS = 400
 _BIO_VERB_AFTER_NAME = re.compile(rf"\s+{_BIO_VERBS}\b")
+_ROLE_LINE_WORDS = 4
+_GLUED_WORDS = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
+_DOTTED_TIME = re.compile(r"(?<=\d{4} )([01]?\d|2[0-3])\.([0-5]\d)\b")
 _LOWERCASE_THE_NAME = re.compile(r"the\s+[A-Z]")
 _BRACKETED = re.compile(r"\s*\([^)]*\)")
 # A reporting credit: names, then "reported from …" or "contributed (reporting | to this report)".
@@ -356,6 +359,9 @@ def is_chrome(text: str) -> bool:
             return not ends_like_sentence(text) or all(_is_furniture(words_of(seg)) for seg in segments)
     if len(words) > 8 or len(text) > 70 or (ends_like_sentence(text.rstrip(":")) and len(words) > 3):
         return False
+    if _GLUED_WORDS.search(text):
+        # Two links scraped without a space between them: "Skip to main contentSkip to navigation".
+        words = words_of(_GLUED_WORDS.sub(" ", text))
     return _is_furniture(words)
 
 
@@ -461,6 +467,11 @@ def parse_byline(text: str, *, allow_bare_name: bool = False, require_marker: bo
     return None
 
 
+def is_role_line(text: str) -> bool:
+    """A job title on its own line under a byline name ("Brussels correspondent", "Local Democracy Reporter")."""
+    return len(words_of(text)) <= _ROLE_LINE_WORDS and not ends_like_sentence(text) and bool(_ROLE_WORDS.search(text))
+
+
 def parse_source(text: str) -> SourceRef | None:
     """The reference of a source-attribution line ("Original Source: www.x.com", "Originally published at …")."""
     if len(words_of(text)) > 30:
@@ -551,6 +562,8 @@ def parse_date_line(text: str) -> tuple[datetime, bool] | None:
     is_update = bool(_UPDATED.match(text))
     candidate = _DATE_PREFIX.sub("", text)
     candidate = _DATE_NOISE.sub(" ", candidate).strip(" |•·-–—,")
+    # British style writes times with a dot ("12.30 GMT"), which dateutil reads as a decimal.
+    candidate = _DOTTED_TIME.sub(r"\1:\2", candidate)
     parsed = parse_datetime(candidate)
     if parsed is None:
         return None

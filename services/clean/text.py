@@ -16,6 +16,7 @@ from services.clean.lines import (
     ends_like_sentence,
     is_chrome,
     is_interstitial,
+    is_role_line,
     parse_byline,
     parse_date_line,
     parse_source,
@@ -40,6 +41,8 @@ _SHORT_LINE_WORDS = 8
 _MIN_HEADLINE_WORDS = 3
 # A headline ending in "?", "!" or an initialism is at most this long; a longer such line is a lede.
 _SENTENCE_HEADLINE_WORDS = 20
+# Where the head of the page may still be, counted in lines (a site menu can take twenty).
+_HEAD_SCAN_UNITS = 3 * _TITLE_WINDOW
 _INITIALISM_END = re.compile(r"(?:\b[A-Z]\.){2,}$")
 _MIN_PROSE_WORDS = 8
 # A module between paragraphs: a heading of at most six words over at most five headlines of at most 15 words.
@@ -221,7 +224,7 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
     )
     _mark_menu_runs(units, first_body)
     # The headline, bylines and datelines are among the first lines above the story that are not furniture.
-    head = [i for i in range(first_body) if units[i].kind is not LineKind.CHROME][: _TITLE_WINDOW + 4]
+    head = [i for i in range(first_body) if units[i].kind is LineKind.BODY][: _TITLE_WINDOW + 4]
     hint_key = matching_form(title_hint) if title_hint else None
     for index in head:
         unit = units[index]
@@ -246,6 +249,14 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
     if title_index is not None and title_index + 1 < first_body and not result.authors:
         # A bare name counts as the byline only right under the headline, and only if no explicit byline exists.
         _take_byline_or_date(units[title_index + 1], result, allow_bare_name=True)
+    for index in range(1, first_body):
+        # "Lena Hoffmann" / "Brussels correspondent": the job title under a byline is part of it.
+        if (
+            units[index - 1].kind is LineKind.BYLINE
+            and units[index].kind is LineKind.BODY
+            and is_role_line(units[index].text)
+        ):
+            units[index].kind = LineKind.BYLINE
     return first_body
 
 
@@ -253,7 +264,10 @@ def _mark_menu_runs(units: list[_Unit], first_body: int) -> None:
     """Runs of one-to-three-word lines above the story ("Home", "News", "Sport", "Weather") are a site's menus."""
     run: list[int] = []
     for index in [*range(first_body), None]:
-        if index is not None and units[index].kind is LineKind.BODY and _is_menu_item(units[index].text):
+        if index is not None and units[index].kind is not LineKind.BODY:
+            # Items already judged as furniture ("Sign in", a repeated "World") belong to the run.
+            continue
+        if index is not None and _is_menu_item(units[index].text):
             run.append(index)
             continue
         if len(run) >= _MIN_MENU_RUN:
@@ -346,10 +360,11 @@ def _choose_title(units: list[_Unit], head: list[int]) -> int | None:
     anchor = next((i for i in head if units[i].kind in (LineKind.BYLINE, LineKind.DATE)), None)
     if anchor is not None:
         above = [i for i in candidates if i < anchor]
-        # A name alone ("Dana Whitfield") or a reading time ("6 min read") between the headline and the dateline
-        # is the byline's company, not the headline.
+        # A name alone ("Dana Whitfield"), a job title ("Brussels correspondent") or a reading time ("6 min read")
+        # between the headline and the dateline is the byline's company, not the headline.
         while len(above) > 1 and (
             _READING_TIME.match(units[above[-1]].text)
+            or is_role_line(units[above[-1]].text)
             or parse_byline(units[above[-1]].text, allow_bare_name=True) is not None
         ):
             above.pop()
@@ -371,18 +386,14 @@ def _headline_shaped(text: str, min_words: int = 1) -> bool:
 
 
 def _headline_over_byline(units: list[_Unit], index: int) -> bool:
-    """A headline that reads like a sentence ("Where do relations go after the vote?", "… N.Y.C.") near the top,
-    with a byline or dateline right under it: the headline, not the story's first paragraph."""
-    if (
-        index >= _TITLE_WINDOW
-        or index + 1 >= len(units)
-        or not _headline_shaped(units[index].text, _MIN_HEADLINE_WORDS)
-    ):
+    """A short line that reads like a sentence near the top, with a byline or dateline right under it: a headline
+    ("Where do relations go after the vote?", "… N.Y.C.") or a standfirst, not the story's first paragraph."""
+    if index >= _HEAD_SCAN_UNITS or index + 1 >= len(units):
+        return False
+    if len(words_of(units[index].text)) > _SENTENCE_HEADLINE_WORDS:
         return False
     below = units[index + 1].text
-    return len(words_of(units[index].text)) <= _SENTENCE_HEADLINE_WORDS and (
-        parse_byline(below) is not None or parse_date_line(below) is not None
-    )
+    return parse_byline(below) is not None or parse_date_line(below) is not None
 
 
 def _take_byline_or_date(

@@ -14,7 +14,7 @@ PAGES = Path(__file__).parents[1] / "fixtures" / "text-holdout" / "pages.jsonl"
 
 
 def test_hand_written_pages_stay_above_the_floor() -> None:
-    """These pages score F1 0.975, title 0.78, authors 0.85 today; the floor catches a rule that breaks them."""
+    """These pages score F1 0.979, title 0.88, authors 0.90 today; the floor catches a rule that breaks them."""
     rows = [json.loads(line) for line in PAGES.read_text(encoding="utf-8").splitlines() if line.strip()]
     scores, titles, authors = [], [], []
     for row in rows:
@@ -33,6 +33,6 @@ def test_hand_written_pages_stay_above_the_floor() -> None:
     _, recall, f1 = macro_f1(scores)
     assert len(rows) == 40
     assert recall >= 0.99, "a story paragraph was dropped"
-    assert f1 >= 0.96
-    assert sum(titles) / len(rows) >= 0.72
-    assert sum(authors) / len(rows) >= 0.8
+    assert f1 >= 0.97
+    assert sum(titles) / len(rows) >= 0.82
+    assert sum(authors) / len(rows) >= 0.85

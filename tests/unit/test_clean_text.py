@@ -401,6 +401,41 @@ def test_a_site_menu_above_the_headline_is_chrome(separator: str) -> None:
     assert result.body == f"{LEDE}\n\n{SECOND}"
 
 
+def test_a_menu_with_repeated_items_and_a_tagline_above_the_headline() -> None:
+    # "World" twice is furniture already; the run goes on through it, and the tagline above the menu is no headline.
+    top = ["Skip to main contentSkip to navigation", "Independent news for the coast since 1881", "Home", "World",
+           "Business", "Markets", "Sign In", "World", "UK"]  # fmt: skip
+    result = clean(
+        page(*top, "Channel dredging approved after long delay", "By Miriam Hale", LEDE, SECOND, separator="\n")
+    )
+    assert result.title == "Channel dredging approved after long delay"
+    assert result.body == f"{LEDE}\n\n{SECOND}"
+
+
+def test_a_name_and_job_title_under_the_headline_are_the_byline() -> None:
+    head = [
+        "Explainer",
+        "What the new harbour rules mean for you",
+        "Lena Hoffmann",
+        "Brussels correspondent",
+        "13 March 2024",
+    ]
+    result = clean(page(*head, LEDE, SECOND, separator="\n"))
+    assert result.title == "What the new harbour rules mean for you"
+    assert result.authors == ["Lena Hoffmann"]
+    assert result.body == f"{LEDE}\n\n{SECOND}"
+
+
+def test_a_standfirst_sentence_over_the_byline_does_not_start_the_story() -> None:
+    head = ["Opinion", "The dredging fix nobody wants to pay for", "Deeper channels are popular. The bill is not.",
+            "By Gregory Hale", "Contributing columnist", "March 5, 2024 at 7:00 a.m. EST"]  # fmt: skip
+    result = clean(page(*head, LEDE, SECOND, separator="\n"))
+    assert result.title == "The dredging fix nobody wants to pay for"
+    assert result.authors == ["Gregory Hale"]
+    assert result.published_at is not None and result.published_at.date().isoformat() == "2024-03-05"
+    assert result.body.endswith(f"{LEDE}\n\n{SECOND}")
+
+
 def test_a_related_module_after_the_story_goes_with_its_headlines() -> None:
     module = [
         "More on this story",
@@ -489,6 +524,7 @@ SHORTCUT_DATES = {
         ("Updated: 2024-03-04 10:30", "2024-03-04", True),
         ("3 March 2024 · 5 min read", "2024-03-03", False),
         ("Posted on Jan. 9, 2021 at 6:01 am", "2021-01-09", False),
+        ("Tue 5 Mar 2024 12.30 GMT", "2024-03-05", False),
     ],
 )
 def test_datelines(line: str, day: str, is_update: bool) -> None:
