@@ -144,6 +144,7 @@ def extract_text(content: str, *, title_hint: str | None = None) -> TextExtracti
 
     _mark_standalone(units, result)
     _mark_repeated_short_lines(units)
+    _mark_inline_modules(units)
     _mark_trailing_modules(units)
     first_body = _mark_head(units, result, title_hint)
     _mark_bylines_anywhere(units, result, first_body)
@@ -289,7 +290,6 @@ def _mark_trailing_modules(units: list[_Unit]) -> None:
     """A recirculation module after the story's last paragraph ("Related topics", "More on this story", "Most read"
     and the headlines under it) and a comment thread below most of the story ("12 Comments", "Leave a Reply" and
     the comments themselves) are page furniture."""
-    _mark_inline_modules(units)
     cut = None
     for index in range(len(units) - 1, -1, -1):
         unit = units[index]
@@ -297,22 +297,25 @@ def _mark_trailing_modules(units: list[_Unit]) -> None:
             break
         if unit.kind is not LineKind.TITLE and MODULE_HEADING.match(unit.text):
             cut = index
-    prose_words = [count_words(unit.text) if _reads_as_prose(unit.text) else 0 for unit in units]
-    total = sum(prose_words)
-    above = 0
-    for index, unit in enumerate(units if cut is None else units[:cut]):
-        if (
-            unit.kind is not LineKind.TITLE
-            and len(words_of(unit.text)) <= _SHORT_LINE_WORDS
-            and _COMMENTS_START.match(unit.text)
-        ):
+    candidates = units if cut is None else units[:cut]
+    headings = [
+        index
+        for index, unit in enumerate(candidates)
+        if unit.kind is not LineKind.TITLE
+        and len(words_of(unit.text)) <= _SHORT_LINE_WORDS
+        and _COMMENTS_START.match(unit.text)
+    ]
+    if headings:
+        # Most pages have no comment heading; only those pay for weighing the prose above each one.
+        prose_words = [count_words(unit.text) if _reads_as_prose(unit.text) else 0 for unit in units]
+        total = sum(prose_words)
+        for heading in headings:
+            above = sum(prose_words[index] for index in range(heading) if units[index].kind is LineKind.BODY)
             if above >= _COMMENTS_BELOW_SHARE * total:
-                cut = index
+                cut = heading
                 break
             # Higher up it is a prompt between paragraphs ("Join the conversation"), not the thread.
-            unit.kind = LineKind.INTERSTITIAL
-        if unit.kind is LineKind.BODY:
-            above += prose_words[index]
+            units[heading].kind = LineKind.INTERSTITIAL
     if cut is None:
         return
     for unit in units[cut:]:
