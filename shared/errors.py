@@ -18,3 +18,14 @@ class Rejected(Exception):
 
 class TransientError(Exception):
     """A dependency (Redis, storage) is unavailable: retry later, never dead-letter on the first try."""
+
+
+class ConfigurationError(RuntimeError):
+    """The settings ask for something unsafe or impossible; the service refuses to start (exit status 2).
+
+    `event` is the log event naming the refusal (e.g. `http_ingest.refused`).
+    """
+
+    def __init__(self, message: str, *, event: str = "configuration.refused") -> None:
+        super().__init__(message)
+        self.event = event

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from shared.localstack import free_port, redis_server_binary
-from shared.localstack import redis_answers as redis_up
+from newsflow.localstack import free_port, redis_server_binary
+from newsflow.localstack import redis_answers as redis_up
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -100,12 +100,12 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 class ServiceProcess:
-    """One stage running as a real process (`python -m shared.cli serve STAGE`), its output captured."""
+    """One stage running as a real process (`python -m newsflow.cli serve STAGE`), its output captured."""
 
     def __init__(self, stage: str, env: dict[str, str], command: list[str] | None = None) -> None:
         self.stage = stage
         self.env = env
-        self.command = command or [sys.executable, "-m", "shared.cli", "serve", stage]
+        self.command = command or [sys.executable, "-m", "newsflow.cli", "serve", stage]
         self.lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
         self._started = threading.Event()

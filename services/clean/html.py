@@ -38,7 +38,7 @@ from services.clean.unicode import matching_form, repair_text
 logging.getLogger("trafilatura").setLevel(logging.CRITICAL)
 logging.getLogger("htmldate").setLevel(logging.CRITICAL)
 
-# Measured on the dev set (66 news pages, `python -m services.clean.evaluate PATH`), with the post-cleaning below:
+# Measured on the dev set (66 news pages, `python -m tools.eval.clean PATH`), with the post-cleaning below:
 # default F1 0.947 at ~32 pages/s, favor_precision 0.951, favor_recall 0.948, fast (no readability/jusText
 # fallback inside trafilatura) 0.952 and the fastest, fast+favor_precision 0.933. htmldate's "extensive search"
 # (dateparser over the whole page) cost half the run time and found no extra dates, so it is off.

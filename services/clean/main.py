@@ -6,11 +6,11 @@ from faststream import AckPolicy, FastStream
 from faststream.redis.annotations import RedisBatchStreamMessage
 
 from services.clean.article import clean_article
-from shared.broker import make_broker
-from shared.delivery import Stage, decode_event, keep_raw_entries, per_article
 from shared.events import CleanedArticle, IngestedArticle
-from shared.logging import configure_logging
+from shared.observability.logging import configure_logging
 from shared.settings import get_settings
+from shared.transport.broker import make_broker
+from shared.transport.delivery import Stage, decode_event, keep_raw_entries, per_article
 
 settings = get_settings()
 configure_logging(settings, service="clean")

@@ -10,12 +10,12 @@ from services.enrich.dedup import NearDuplicateIndex
 from services.enrich.enricher import Enricher
 from services.enrich.memory import limit_malloc_arenas
 from services.enrich.step import enrich_articles
-from shared.broker import make_broker
-from shared.delivery import Stage, decode_event, keep_raw_entries
 from shared.errors import Rejected
 from shared.events import CleanedArticle, EnrichedArticle
-from shared.logging import configure_logging
+from shared.observability.logging import configure_logging
 from shared.settings import get_settings
+from shared.transport.broker import make_broker
+from shared.transport.delivery import Stage, decode_event, keep_raw_entries
 
 limit_malloc_arenas()  # before the first worker thread allocates
 settings = get_settings()

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from faststream import AckPolicy, FastStream
 from faststream.redis.annotations import RedisBatchStreamMessage
 
+from services.ingest.http import ingest_routes
 from services.ingest.validate import ingest_article, parse_raw_payload
-from shared.broker import make_broker
-from shared.delivery import Stage, StreamEntry, keep_raw_entries, per_article
 from shared.events import IngestedArticle, RawArticle
-from shared.logging import configure_logging
+from shared.observability.logging import configure_logging
 from shared.settings import get_settings
+from shared.transport.broker import make_broker
+from shared.transport.delivery import Stage, StreamEntry, keep_raw_entries, per_article
 
 settings = get_settings()
 configure_logging(settings, service="ingest")
@@ -51,6 +52,7 @@ stage: Stage[RawInput, IngestedArticle] = Stage(
     decode=decode_raw,
     process=per_article(ingest),
     describe=lambda a: {"kind": a.ingest.kind, "origin": a.ingest.origin, "external_id": a.ingest.external_id},
+    http_routes=ingest_routes,  # POST /articles beside health and metrics, when enabled
 )
 app = FastStream(broker, lifespan=stage.lifespan, on_shutdown=[stage.begin_shutdown])
 

@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 from faststream import AckPolicy, FastStream
 from faststream.redis.annotations import RedisBatchStreamMessage
 
-from shared.broker import make_broker
-from shared.delivery import Stage, decode_event, keep_raw_entries
 from shared.errors import Rejected
 from shared.events import ArticleRecord, EnrichedArticle, PublishedEvent
-from shared.logging import configure_logging
+from shared.observability.logging import configure_logging
 from shared.settings import get_settings
 from shared.storage import open_storage
+from shared.transport.broker import make_broker
+from shared.transport.delivery import Stage, decode_event, keep_raw_entries
 
 settings = get_settings()
 configure_logging(settings, service="publish")

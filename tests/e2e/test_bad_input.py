@@ -13,10 +13,10 @@ import redis
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 
 from services.ingest.validate import ingest_article, parse_raw_payload
-from shared.delivery import StreamEntry
 from shared.events import DeadLetter
 from shared.storage import open_storage
 from shared.streams import STAGES
+from shared.transport.delivery import StreamEntry
 from tests.conftest import ServiceProcess, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -22,7 +22,7 @@ def test_up_starts_a_private_redis_and_the_four_services_and_stops_cleanly(tmp_p
     env = {**os.environ, "NEWSFLOW_REDIS_URL": url, "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
            "NEWSFLOW_STORAGE_URL": f"sqlite:///{tmp_path / 'data' / 'newsflow.db'}", "NEWSFLOW_HTTP_PORT": "0",
            "NEWSFLOW_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"}
-    stack = subprocess.Popen([sys.executable, "-m", "shared.cli", "up"], cwd=ROOT, env=env,
+    stack = subprocess.Popen([sys.executable, "-m", "newsflow.cli", "up"], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
     assert stack.stdout is not None
@@ -35,12 +35,12 @@ def test_up_starts_a_private_redis_and_the_four_services_and_stops_cleanly(tmp_p
         for stage in ("ingest", "clean", "enrich", "publish"):
             assert any(line.startswith(f"{stage} ") for line in lines), f"no {stage}-prefixed lines"
 
-        push = subprocess.run([sys.executable, "-m", "shared.cli", "push", str(SEED)], cwd=ROOT, env=env,
+        push = subprocess.run([sys.executable, "-m", "newsflow.cli", "push", str(SEED)], cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=60)
         assert push.returncode == 0, push.stderr
 
         def shown() -> bool:
-            result = subprocess.run([sys.executable, "-m", "shared.cli", "articles", "list", "--json"], cwd=ROOT,
+            result = subprocess.run([sys.executable, "-m", "newsflow.cli", "articles", "list", "--json"], cwd=ROOT,
                                     env=env, capture_output=True, text=True, timeout=60)
             return "Sergei Shoigu" in result.stdout
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.bench import BenchOptions, build_corpus, corpus_fingerprint, render_markdown, run_bench
 from shared.settings import Settings
 from shared.streams import STAGES
+from tools.bench.pipeline import BenchOptions, build_corpus, corpus_fingerprint, render_markdown, run_bench
 
 pytestmark = pytest.mark.integration
 

@@ -125,8 +125,8 @@ def test_services_scale_restart_and_stay_off_public_interfaces() -> None:
 
 
 def test_commands_and_healthchecks_match_the_code() -> None:
-    from shared.cli import app
-    from shared.http import build_app
+    from newsflow.cli import app
+    from shared.observability.health import build_app
     from shared.settings import Settings
 
     dockerfile = (ROOT / "Dockerfile").read_text()
@@ -236,7 +236,7 @@ def test_each_service_runs_as_compose_runs_it(
         spec = newsflow_services(document)[name]
         env = service_environment(spec, stack_env, acl_redis.port, tmp_path, free_port())
         # The image's entrypoint is `newsflow`: run the same command line through this checkout's CLI.
-        command = [sys.executable, "-m", "shared.cli", *spec["command"]]
+        command = [sys.executable, "-m", "newsflow.cli", *spec["command"]]
         services[name] = (start_service(name, env, command), env)
 
     for name, (_, env) in services.items():
@@ -285,7 +285,7 @@ def test_each_service_runs_as_compose_runs_it(
 
     # `newsflow status` as the operator user.
     status = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "status", "--json"],
+        [sys.executable, "-m", "newsflow.cli", "status", "--json"],
         cwd=ROOT,
         env={
             **ingest_env,

@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 
 from services.ingest.validate import ingest_article, validate_raw_article
-from shared.delivery import Stage, StreamEntry, decode_event, per_article
 from shared.errors import Rejected, TransientError
 from shared.events import CleanedArticle, CleanSection, DeadLetter, IngestedArticle
 from shared.settings import Settings
 from shared.streams import ensure_group, safe_trim_id, trim_acknowledged
+from shared.transport.delivery import Stage, StreamEntry, decode_event, per_article
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from shared.cli import app
+from newsflow.cli import app
 from shared.streams import names
 from tests.conftest import wait_for
 

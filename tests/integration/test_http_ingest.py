@@ -198,7 +198,7 @@ def test_http_ingest_without_a_token_refuses_to_start(service_env: dict[str, str
     env.pop("NEWSFLOW_API_TOKEN", None)
     env.pop("NEWSFLOW_DEV_MODE", None)
     run = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "serve", "ingest"],
+        [sys.executable, "-m", "newsflow.cli", "serve", "ingest"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 
 
 def push(env: dict[str, str], *paths: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shared.cli", "push", *paths], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "newsflow.cli", "push", *paths], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60)
 
 

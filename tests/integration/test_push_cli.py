@@ -9,7 +9,7 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from shared.cli import app
+from newsflow.cli import app
 from shared.streams import names
 
 pytestmark = pytest.mark.integration

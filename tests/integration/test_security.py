@@ -110,11 +110,11 @@ def test_no_secret_in_any_log_line(
         raise AssertionError(f"{exc}; dlq={client.xlen(f'{key_prefix}:dlq')}\n{tails}") from None
 
     status_ok = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "newsflow.cli", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     password_redis.stop()
     status_down = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "newsflow.cli", "status"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
     assert status_down.returncode == 2
     for service in services.values():
@@ -240,7 +240,7 @@ def test_services_and_cli_work_over_tls(
     client = redis.Redis.from_url(tls_redis_url)
     wait_for(lambda: client.xlen(f"{key_prefix}:ingested") == 1, timeout=30, what="ingest over TLS")
     status = subprocess.run(
-        [sys.executable, "-m", "shared.cli", "status", "--json"],
+        [sys.executable, "-m", "newsflow.cli", "status", "--json"],
         cwd=ROOT,
         env=env,
         capture_output=True,

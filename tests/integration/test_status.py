@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 def newsflow_status(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "shared.cli", "status", *args],
+        [sys.executable, "-m", "newsflow.cli", "status", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -113,7 +113,7 @@ def test_status_watch_json_emits_a_snapshot_per_refresh(
     stuck_pipeline: dict[str, Any], service_env: dict[str, str]
 ) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli", "status", "--watch", "--json", "--interval", "0.2"],
+        [sys.executable, "-m", "newsflow.cli", "status", "--watch", "--json", "--interval", "0.2"],
         cwd=ROOT,
         env=service_env,
         stdout=subprocess.PIPE,

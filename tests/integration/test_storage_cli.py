@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from shared.cli.articles import articles_app, db_app
+from newsflow.cli.articles import articles_app, db_app
 from shared.events import ArticleRecord, Place
 from shared.storage import LATEST_VERSION, open_storage
 from tests.integration.test_storage import entity, make_record

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from services.clean.evaluate import evaluate_all, load_news_pages, references_of, run_clean_eval
-from services.clean.metrics import BodyScore, macro_f1, score_body, shingles
-from services.clean.synthetic import generate_pages
+from tools.eval.clean import evaluate_all, load_news_pages, references_of, run_clean_eval
+from tools.eval.metrics import BodyScore, macro_f1, score_body, shingles
+from tools.eval.synthetic import generate_pages
 
 NEWS_PAGES = Path(__file__).parents[1] / "fixtures" / "news-pages"
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from services.clean.article import clean_article
-from services.clean.metrics import macro_f1, score_body
 from shared.events import IngestSection
+from tools.eval.metrics import macro_f1, score_body
 
 PAGES = Path(__file__).parents[1] / "fixtures" / "text-holdout" / "pages.jsonl"
 

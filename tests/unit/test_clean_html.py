@@ -14,9 +14,9 @@ from services.clean.article import clean_article
 from services.clean.html import declared_language, extract_html, strip_site_name
 from services.clean.htmltext import html_to_text
 from services.clean.lines import normalise_domain
-from services.clean.metrics import score_body
 from shared.errors import Rejected
 from shared.events import CleanSection, IngestSection
+from tools.eval.metrics import score_body
 
 NEWS_PAGES = Path(__file__).parents[1] / "fixtures" / "news-pages"
 

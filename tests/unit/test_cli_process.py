@@ -8,7 +8,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from shared.cli import app
+from newsflow.cli import app
 from tests.conftest import FIXTURES, SEED
 
 RECORD_FIELDS = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.enrich.evaluate import Scores, fold, read_conll, run_ner_eval
+from tools.eval.ner import Scores, fold, read_conll, run_ner_eval
 
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "ner" / "tiny.conll"
 

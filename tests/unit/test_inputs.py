@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from shared.inputs import InputError, RawInput, read_inputs
+from newsflow.inputs import InputError, RawInput, read_inputs
 
 
 def test_files_directories_and_json_lines_in_order(tmp_path: Path) -> None:

@@ -11,10 +11,10 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from shared.inputs import InputError, RawInput, read_inputs
-from shared.producer import enqueue_raw
+from newsflow.inputs import InputError, RawInput, read_inputs
 from shared.settings import get_settings, redact_url
 from shared.streams import STAGES, names, trim_acknowledged
+from shared.transport.producer import enqueue_raw
 
 err = Console(stderr=True)
 
@@ -68,7 +68,7 @@ def process(
     batch_size: Annotated[int, typer.Option(help="articles per NLP batch")] = 64,
 ) -> None:
     """Run ingest -> clean -> enrich in this process (no Redis, no storage); one JSON record per line, in order."""
-    from services.local import Failure, LocalPipeline
+    from newsflow.process import Failure, LocalPipeline
 
     if stages not in ("clean", "enrich"):
         raise typer.BadParameter("--stages is clean or enrich")
@@ -104,7 +104,7 @@ def up(
     replicas: Annotated[int, typer.Option("--enrich-replicas", help="enrich processes to run")] = 1,
 ) -> None:
     """The local stack: a private Redis when none answers, then the four services; Ctrl-C stops everything."""
-    from shared.localstack import run_local_stack
+    from newsflow.localstack import run_local_stack
 
     raise typer.Exit(run_local_stack(get_settings(), enrich_replicas=replicas))
 

@@ -14,11 +14,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from services.ingest.validate import ingest_article, parse_raw_payload
-from shared.errors import Rejected
+from shared.errors import ConfigurationError, Rejected
 from shared.events import RawArticle
-from shared.producer import enqueue_raw
 from shared.settings import Settings
 from shared.streams import names
+from shared.transport.producer import enqueue_raw
 
 # `curl --data @article.json` sends form-urlencoded unless told otherwise: a body is JSON whatever it is labelled.
 JSON_TYPES = frozenset({"application/json", "", "application/x-www-form-urlencoded", "text/plain"})
@@ -79,6 +79,27 @@ async def read_body(request: Request, limit: int, what: str) -> bytes:
         if len(body) > limit:
             raise _too_large(what, len(body), limit)
     return bytes(body)
+
+
+def http_ingest_enabled(settings: Settings) -> bool:
+    """Whether ingest serves POST /articles; raises ConfigurationError when it would run without a token."""
+    if settings.http_ingest is False:
+        return False
+    has_token = settings.api_token is not None and bool(settings.api_token.get_secret_value())
+    if settings.http_ingest is None:
+        return has_token or settings.dev_mode
+    if not has_token and not settings.dev_mode:
+        raise ConfigurationError(
+            "HTTP ingest is on (NEWSFLOW_HTTP_INGEST=true) but NEWSFLOW_API_TOKEN is not set; "
+            "set a token, or NEWSFLOW_DEV_MODE=true for a development setup",
+            event="http_ingest.refused",
+        )
+    return True
+
+
+def ingest_routes(settings: Settings, redis: Redis) -> list[APIRouter]:
+    """The routes ingest adds beside health and metrics: POST /articles when HTTP ingest is enabled."""
+    return [ingest_router(settings, redis)] if http_ingest_enabled(settings) else []
 
 
 def ingest_router(settings: Settings, redis: Redis) -> APIRouter:

@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 from itertools import islice
 from typing import Literal
 
+from newsflow.inputs import InputError, RawInput
 from services.clean.article import clean_article
 from services.ingest.validate import ingest_article, validate_raw_article
 from shared.errors import Rejected
 from shared.events import ArticleRecord, CleanedArticle
-from shared.inputs import InputError, RawInput
 from shared.settings import Settings
 
 StopAfter = Literal["clean", "enrich"]

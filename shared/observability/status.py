@@ -9,8 +9,8 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from shared.dlq import counts_by_reason
 from shared.streams import StreamNames
+from shared.transport.dlq import counts_by_reason
 
 THROUGHPUT_WINDOW_MS = 60_000
 # Counting entries by XRANGE stops here: past it the figure is shown as "at least".

@@ -3,7 +3,7 @@
 The services' own subscribers take raw batches (the delivery policy decodes each entry itself), so their
 signatures say nothing about payloads. This module declares the same channels with the contract models from
 `shared/events.py` — one subscriber per stage on its input stream, one publisher per output and the DLQ — on a
-broker that never connects, and FastStream renders that: `faststream docs gen shared.asyncapi:app`.
+broker that never connects, and FastStream renders that: `faststream docs gen tools.asyncapi:app`.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ from redis.asyncio import Redis
 from rich.console import Console
 from rich.table import Table
 
-from shared import dlq
 from shared.settings import get_settings
 from shared.streams import names
+from shared.transport import dlq
 
 dlq_app = typer.Typer(help="Inspect, replay and purge the dead-letter queue.", no_args_is_help=True)
 console = Console()

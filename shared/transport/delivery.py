@@ -36,14 +36,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 from structlog.contextvars import bound_contextvars
 
-from shared.broker import make_redis
 from shared.errors import Rejected, TransientError
 from shared.events import DeadLetter, Event, IngestedArticle, Stamp
-from shared.http import serve_http
-from shared.logging import get_logger
-from shared.metrics import record_batch, record_outcomes, record_transient_failure
+from shared.observability.health import RoutesFactory, serve_http
+from shared.observability.logging import get_logger
+from shared.observability.metrics import record_batch, record_outcomes, record_transient_failure
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group, group_of, names, trim_acknowledged
+from shared.transport.broker import make_redis
 
 In = TypeVar("In")
 ClaimedEntry = tuple[bytes, dict[bytes, bytes] | None]
@@ -176,6 +176,7 @@ class Stage(Generic[In, Out]):
         sink: Callable[[list[Out]], Awaitable[Sequence[Event]]] | None = None,
         describe: Callable[[Out], dict[str, Any]] | None = None,
         on_start: Callable[[Redis], Awaitable[None]] | None = None,
+        http_routes: RoutesFactory | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -189,6 +190,7 @@ class Stage(Generic[In, Out]):
         self.sink = sink
         self.describe = describe
         self.on_start = on_start
+        self.http_routes = http_routes
         self._redis: Redis | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -217,7 +219,7 @@ class Stage(Generic[In, Out]):
         await self._retrying("ensure_group", lambda: ensure_group(self.redis, self.input_stream, self.group))
         if self.on_start is not None:
             await self.on_start(self.redis)
-        http = await serve_http(self)  # /healthz, /readyz, /metrics (+ POST /articles on ingest)
+        http = await serve_http(self, self.http_routes)  # /healthz, /readyz, /metrics (+ the service's routes)
         # Models and modules are loaded: move them out of the collector's reach, so full collections stop
         # re-scanning them (measured in enrich: gen-2 passes over spaCy's objects cost ~5 ms per article).
         gc.collect()

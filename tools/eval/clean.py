@@ -23,11 +23,11 @@ from rich.table import Table
 
 from services.clean.article import clean_article
 from services.clean.lines import normalise_domain, parse_datetime
-from services.clean.metrics import BodyScore, macro_f1, score_body
-from services.clean.synthetic import Reference, SyntheticPage, generate_pages
 from services.clean.unicode import matching_form
 from shared.errors import Rejected
 from shared.events import CleanSection, IngestSection
+from tools.eval.metrics import BodyScore, macro_f1, score_body
+from tools.eval.synthetic import Reference, SyntheticPage, generate_pages
 
 _EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 T = TypeVar("T")
@@ -390,11 +390,11 @@ def run_clean_eval(path: Path, *, as_json: bool = False, baseline: bool = False)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m services.clean.evaluate PATH [--json] [--baseline]`."""
+    """`python -m tools.eval.clean PATH [--json] [--baseline]`."""
     args = sys.argv[1:] if argv is None else argv
     paths = [arg for arg in args if not arg.startswith("--")]
     if len(paths) != 1:
-        print("usage: python -m services.clean.evaluate PATH [--json] [--baseline]", file=sys.stderr)
+        print("usage: python -m tools.eval.clean PATH [--json] [--baseline]", file=sys.stderr)
         return 2
     return run_clean_eval(Path(paths[0]), as_json="--json" in args, baseline="--baseline" in args)
 

@@ -16,8 +16,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from shared.observability.status import COUNT_CAP, PipelineStatus, collect_status
 from shared.settings import get_settings, redact_url
-from shared.status import COUNT_CAP, PipelineStatus, collect_status
 from shared.streams import names
 
 EXIT_STUCK = 1

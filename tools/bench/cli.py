@@ -1,4 +1,4 @@
-"""`newsflow bench`: throughput, transport overhead, latency and memory of the pipeline against its baselines."""
+"""`python -m tools bench` (`make bench`): throughput, transport overhead, latency and memory against baselines."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import orjson
 import typer
 from rich.console import Console
 
-from shared.bench import DEFAULT_SOURCES, BenchOptions, render_markdown, run_bench
 from shared.settings import get_settings
+from tools.bench.pipeline import DEFAULT_SOURCES, BenchOptions, render_markdown, run_bench
 
 err = Console(stderr=True)
 

@@ -1,4 +1,4 @@
-"""Enrich speed and memory: articles/s on one core and peak RSS (`python -m services.enrich.benchmark`)."""
+"""Enrich speed and memory: articles/s on one core and peak RSS (`python -m tools.bench.enrich`)."""
 
 from __future__ import annotations
 

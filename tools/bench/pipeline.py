@@ -29,11 +29,11 @@ import psutil
 import redis
 from redis.typing import EncodableT, FieldT
 
-from shared.localstack import free_port, redis_answers, redis_server_binary
+from newsflow.localstack import free_port, redis_answers, redis_server_binary
 from shared.settings import Settings
 from shared.streams import STAGES, StreamNames
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SOURCES = ROOT / "tests" / "fixtures"
 CORPUS_SEED = 8
 WORDS_PER_ARTICLE = 500
@@ -493,8 +493,8 @@ def run_passthrough(
 
 def run_inprocess(corpora: Sequence[Sequence[dict[str, Any]]], settings: Settings) -> Throughput:
     """The same stage logic in this process (`LocalPipeline`, one core), one round per corpus; models load untimed."""
-    from services.local import Failure, LocalPipeline
-    from shared.inputs import RawInput
+    from newsflow.inputs import RawInput
+    from newsflow.process import Failure, LocalPipeline
 
     pipeline = LocalPipeline(settings)  # freezes its loaded models out of the GC, as every service does
     rounds = []
@@ -513,7 +513,7 @@ def run_inprocess(corpora: Sequence[Sequence[dict[str, Any]]], settings: Setting
 
 
 class Service:
-    """One stage as a process (`python -m shared.cli serve STAGE`): its batch log lines and peak memory."""
+    """One stage as a process (`python -m newsflow.cli serve STAGE`): its batch log lines and peak memory."""
 
     def __init__(self, name: str, env: dict[str, str]) -> None:
         self.name = name
@@ -523,7 +523,7 @@ class Service:
         self.peak_rss = 0
         self._started = threading.Event()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", self.stage],
+            [sys.executable, "-m", "newsflow.cli", "serve", self.stage],
             cwd=ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -790,7 +790,7 @@ def run_bench(settings: Settings, options: BenchOptions, progress: Progress = la
 
 def measure_storage(report: BenchReport, workdir: Path, options: BenchOptions) -> None:
     """Upsert rows/s (batches of 32 realistic records) on SQLite and, when given, PostgreSQL in a private schema."""
-    from shared.storage.bench import measure_upsert_throughput
+    from tools.bench.storage import measure_upsert_throughput
 
     report.storage_upserts_per_s["sqlite"] = round(
         asyncio.run(measure_upsert_throughput(f"sqlite:///{workdir / 'upserts.db'}", options.storage_rows)), 1

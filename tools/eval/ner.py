@@ -172,8 +172,11 @@ def evaluate(documents: Iterable[Document], enricher: Enricher) -> dict[str, Sco
 def run_ner_eval(path: Path, *, as_json: bool = False, limit: int | None = None) -> int:
     """Print P/R/F1 overall and per type for both systems; exit status 0, or 2 when the file is unusable."""
     console = Console()
+    if path.is_dir():  # the folder holding one CoNLL file (as ../shared/data/ner-dev does)
+        found = sorted(p for p in path.iterdir() if p.suffix in (".txt", ".conll") and p.name != "SOURCE.md")
+        path = found[0] if len(found) == 1 else path
     if not path.is_file():
-        console.print(f"[red]no such file:[/red] {path}")
+        console.print(f"[red]no such file:[/red] {path} (give a CoNLL-2003 file, or a folder holding exactly one)")
         return 2
     documents = list(read_conll(path))[:limit]
     if not documents:

@@ -122,7 +122,7 @@ def run_local_stack(settings: Settings, *, enrich_replicas: int = 1) -> int:
         if replica not in ("", "1"):
             child_env["NEWSFLOW_HTTP_PORT"] = "0"  # one HTTP port per stage: only the first replica serves it
         children[name] = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli", "serve", stage],
+            [sys.executable, "-m", "newsflow.cli", "serve", stage],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=child_env,

@@ -103,11 +103,11 @@ async def measure_upsert_throughput(url: str, n: int = 2_048, seed: int = 7) -> 
 
 
 def main() -> None:
-    """`python -m shared.storage.bench URL [N]`: print upsert rows/s."""
+    """`python -m tools.bench.storage URL [N]`: print upsert rows/s."""
     import sys
 
     if len(sys.argv) < 2:
-        raise SystemExit("usage: python -m shared.storage.bench STORAGE_URL [N]")
+        raise SystemExit("usage: python -m tools.bench.storage STORAGE_URL [N]")
     url = sys.argv[1]
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 2_048
     rate = asyncio.run(measure_upsert_throughput(url, n))

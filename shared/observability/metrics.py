@@ -17,7 +17,7 @@ from prometheus_client import (
 )
 from redis.asyncio import Redis
 
-from shared.status import stream_status
+from shared.observability.status import stream_status
 
 # A registry of our own (not the global one): nothing a library registers leaks in, and tests can read it.
 REGISTRY = CollectorRegistry(auto_describe=True)

@@ -1,41 +1,48 @@
-"""Each service's HTTP side: /healthz, /readyz, /metrics (and POST /articles on ingest), served beside the consumer.
+"""Each service's HTTP side: /healthz, /readyz, /metrics (plus any routes the service adds), beside the consumer.
 
 The ASGI app runs in the stage's lifespan as a background task (uvicorn, its signal handlers off: FastStream owns
-SIGTERM and stops the stage, which stops this server).
+SIGTERM and stops the stage, which stops this server). A service adds routes of its own (ingest: POST /articles)
+through a factory it hands its `Stage`; this module knows nothing of any one stage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
-from shared import metrics
-from shared.logging import get_logger
+from shared.errors import ConfigurationError
+from shared.observability import metrics
+from shared.observability.logging import get_logger
 from shared.settings import Settings
 
-if TYPE_CHECKING:
-    from shared.delivery import Stage
-
 DEFAULT_PORTS = {"ingest": 8000, "clean": 8001, "enrich": 8002, "publish": 8003}
-HTTP_INGEST_STAGE = "ingest"
 PROBE_TIMEOUT_S = 2.0
 STOP_TIMEOUT_S = 5.0
 
 log = get_logger("newsflow.http")
 
+# A service's own routes: built once the probe client exists; may refuse the configuration (ConfigurationError).
+RoutesFactory = Callable[[Settings, Redis], list[APIRouter]]
 
-class ConfigurationError(RuntimeError):
-    """The settings ask for something unsafe or impossible; the service refuses to start."""
+
+class Served(Protocol):
+    """What the HTTP side needs to know of the stage it serves."""
+
+    name: str
+    settings: Settings
+    input_stream: str
+    group: str
+    consumer: str
 
 
 def http_port(settings: Settings, stage: str) -> int | None:
@@ -44,20 +51,6 @@ def http_port(settings: Settings, stage: str) -> int | None:
         return DEFAULT_PORTS[stage]
     return settings.http_port or None
 
-
-def http_ingest_enabled(settings: Settings) -> bool:
-    """Whether ingest serves POST /articles; raises ConfigurationError when it would run without a token."""
-    if settings.http_ingest is False:
-        return False
-    has_token = settings.api_token is not None and bool(settings.api_token.get_secret_value())
-    if settings.http_ingest is None:
-        return has_token or settings.dev_mode
-    if not has_token and not settings.dev_mode:
-        raise ConfigurationError(
-            "HTTP ingest is on (NEWSFLOW_HTTP_INGEST=true) but NEWSFLOW_API_TOKEN is not set; "
-            "set a token, or NEWSFLOW_DEV_MODE=true for a development setup"
-        )
-    return True
 
 
 def probe_client(settings: Settings) -> Redis:
@@ -82,13 +75,22 @@ async def readiness(redis: Redis, stream: str, group: str) -> tuple[bool, str]:
     return True, "ok"
 
 
-def build_app(stage: str, stream: str, group: str, settings: Settings, redis: Redis, *, consumer: str = "") -> FastAPI:
-    """The ASGI app: health, readiness and metrics for `stage`; POST /articles too when it is ingest and enabled."""
+def build_app(
+    stage: str,
+    stream: str,
+    group: str,
+    settings: Settings,
+    redis: Redis,
+    *,
+    consumer: str = "",
+    routers: Sequence[APIRouter] = (),
+    description: str = "",
+) -> FastAPI:
+    """The ASGI app: health, readiness and metrics for `stage`, plus the service's own `routers`."""
     app = FastAPI(
         title=f"newsflow {stage}",
         version=settings.service_version,
-        description=f"The {stage} service of the newsflow pipeline: health, readiness and Prometheus metrics"
-        + (" and HTTP ingest of raw articles." if stage == HTTP_INGEST_STAGE else "."),
+        description=description or f"The {stage} service of the newsflow pipeline: health, readiness and metrics.",
     )
 
     @app.middleware("http")
@@ -124,10 +126,8 @@ def build_app(stage: str, stream: str, group: str, settings: Settings, redis: Re
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    if stage == HTTP_INGEST_STAGE and http_ingest_enabled(settings):
-        from shared.http_ingest import ingest_router
-
-        app.include_router(ingest_router(settings, redis))
+    for router in routers:
+        app.include_router(router)
     return app
 
 
@@ -176,22 +176,24 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def serve_http(stage: Stage[Any, Any]) -> HttpServer | None:
+async def serve_http(stage: Served, routes: RoutesFactory | None = None) -> HttpServer | None:
     """Start the stage's HTTP server in the background; None when HTTP is off or its port is taken."""
     settings = stage.settings
     port = http_port(settings, stage.name)
     if port is None:
         log.info("http.disabled", stage=stage.name)
         return None
-    if stage.name == HTTP_INGEST_STAGE:
-        try:
-            http_ingest_enabled(settings)
-        except ConfigurationError as exc:
-            log.error("http_ingest.refused", stage=stage.name, error=str(exc))
-            # A configuration mistake, not a crash: one clear log line and exit status 2, no traceback.
-            raise SystemExit(2) from exc
     redis = probe_client(settings)
-    app = build_app(stage.name, stage.input_stream, stage.group, settings, redis, consumer=stage.consumer)
+    try:
+        routers = routes(settings, redis) if routes is not None else []
+    except ConfigurationError as exc:
+        await redis.aclose()
+        log.error(exc.event, stage=stage.name, error=str(exc))
+        # A configuration mistake, not a crash: one clear log line and exit status 2, no traceback.
+        raise SystemExit(2) from exc
+    app = build_app(
+        stage.name, stage.input_stream, stage.group, settings, redis, consumer=stage.consumer, routers=routers
+    )
     try:
         sock = _bind(settings.http_host, port)
     except OSError as exc:
@@ -214,6 +216,6 @@ async def serve_http(stage: Stage[Any, Any]) -> HttpServer | None:
         stage=stage.name,
         host=settings.http_host,
         port=port,
-        http_ingest=stage.name == HTTP_INGEST_STAGE and http_ingest_enabled(settings),
+        routes=sorted({route.path for router in routers for route in router.routes}),  # type: ignore[attr-defined]
     )
     return HttpServer(server=server, task=task, port=port, redis=redis)

@@ -1,4 +1,4 @@
-"""`newsflow eval clean|ner PATH`: the quality benchmarks (kept out of the test suite's pass/fail)."""
+"""`python -m tools eval clean|ner PATH` (`make eval-clean`, `make eval-ner`): quality over development data."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def eval_clean(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Body P/R/F1 on 4-word shingles, title/author/date/source accuracy, pages/s — HTML and text mode."""
-    from services.clean.evaluate import run_clean_eval
+    from tools.eval.clean import run_clean_eval
 
     raise typer.Exit(run_clean_eval(path, as_json=as_json))
 
@@ -28,6 +28,6 @@ def eval_ner(
     limit: Annotated[int | None, typer.Option(help="only the first N documents")] = None,
 ) -> None:
     """Document-level entity P/R/F1, overall and per type, bare model vs the news-tuned pipeline."""
-    from services.enrich.evaluate import run_ner_eval
+    from tools.eval.ner import run_ner_eval
 
     raise typer.Exit(run_ner_eval(path, as_json=as_json, limit=limit))

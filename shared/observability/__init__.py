@@ -1,0 +1,1 @@
+"""Observability: structured logging, Prometheus metrics, the health/readiness HTTP side and the status snapshot."""

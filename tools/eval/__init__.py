@@ -1,0 +1,1 @@
+"""Quality evaluations: extraction (clean) and entities (NER) over development data."""
