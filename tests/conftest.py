@@ -9,14 +9,14 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
-from newsflow.localstack import free_port, redis_server_binary
 from newsflow.localstack import redis_answers as redis_up
+from tests.servers import PostgresCluster, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -45,49 +45,18 @@ def key_prefix(redis_url: str) -> Iterator[str]:
         client.delete(*keys)
 
 
-class RedisServer:
-    """A test-owned redis-server on a free port, with AOF, that can be stopped and restarted on the same files."""
+@pytest.fixture
+def postgres_cluster() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL cluster (UTF8, trust) the test may stop, kill and restart; removed afterwards."""
+    from tests.servers import postgres_binaries_missing
 
-    def __init__(self, workdir: Path, password: str | None = None, extra_args: Sequence[str] = ()) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.password = password
-        self.extra_args = list(extra_args)
-        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                redis_server_binary(),
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.workdir),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-                *(["--requirepass", self.password] if self.password else []),
-                *self.extra_args,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while not redis_up(self.url):
-            assert time.monotonic() < deadline, "test redis-server did not start"
-            time.sleep(0.05)
-
-    def stop(self, *, kill: bool = False) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            self.process.wait(timeout=20)
+    reason = postgres_binaries_missing()
+    if reason:
+        pytest.skip(reason)
+    cluster = PostgresCluster().init()
+    cluster.start()
+    yield cluster
+    cluster.destroy()
 
 
 @pytest.fixture

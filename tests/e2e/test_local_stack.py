@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, SEED, free_port, redis_up, wait_for
+from tests.conftest import ROOT, SEED, wait_for
+from tests.servers import free_port, redis_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

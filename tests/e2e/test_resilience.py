@@ -17,7 +17,8 @@ import redis
 
 from shared.storage import open_storage
 from shared.streams import STAGES
-from tests.conftest import RedisServer, ServiceProcess, wait_for
+from tests.conftest import ServiceProcess, wait_for
+from tests.servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

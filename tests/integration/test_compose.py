@@ -21,7 +21,8 @@ import typer
 import yaml
 
 from shared.streams import STAGES
-from tests.conftest import FIXTURES, ROOT, SEED, RedisServer, ServiceProcess, free_port, wait_for
+from tests.conftest import FIXTURES, ROOT, SEED, ServiceProcess, wait_for
+from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.conftest import RedisServer, ServiceProcess, free_port, wait_for
+from tests.conftest import ServiceProcess, wait_for
+from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from shared.events import IngestedArticle
-from tests.conftest import ROOT, SEED, ServiceProcess, free_port, wait_for
+from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

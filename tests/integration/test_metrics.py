@@ -10,7 +10,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import ServiceProcess, free_port, wait_for
+from tests.conftest import ServiceProcess, wait_for
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 

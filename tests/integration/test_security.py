@@ -19,7 +19,8 @@ import pytest
 import redis
 
 from shared.events import CleanedArticle
-from tests.conftest import ROOT, SEED, RedisServer, ServiceProcess, free_port, redis_server_binary, redis_up, wait_for
+from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
+from tests.servers import RedisServer, free_port, redis_server_binary, redis_up
 
 pytestmark = pytest.mark.integration
 

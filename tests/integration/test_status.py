@@ -13,7 +13,8 @@ import pytest
 import redis
 
 from shared.events import DeadLetter
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT
+from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
