@@ -29,6 +29,7 @@ from shared.storage import (
     Storage,
     open_storage,
 )
+from shared.storage.paging import Sort
 
 T = TypeVar("T")
 
@@ -50,6 +51,8 @@ Since = Annotated[
 ]
 Until = Annotated[str | None, typer.Option(help="published before: ISO date/time, or an age like 7d, 12h")]
 
+NEWEST = Sort.parse("-published_at")
+RELEVANCE = Sort.parse("relevance")
 _AGE = re.compile(r"^(\d+)\s*([mhdw])$")
 _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -141,11 +144,12 @@ def list_command(
 ) -> None:
     """List stored articles, newest publication first."""
     filters = build_filters(source, lang, category, entity, country, since, until, limit)
-    summaries = run_with_storage(storage_url, lambda storage: storage.list_articles(filters))
-    if as_json:
-        for summary in summaries:
-            typer.echo(_json_line(summary.to_dict()))
+    if as_json:  # whole records, with the field names of `articles export` and the HTTP API
+        page = run_with_storage(storage_url, lambda storage: storage.query_articles(filters, sort=NEWEST, limit=limit))
+        for item in page.items:
+            typer.echo(_json_line(item))
         return
+    summaries = run_with_storage(storage_url, lambda storage: storage.list_articles(filters))
     table = Table(title=f"{len(summaries)} article(s)")
     for column in ("id", "published", "source", "lang", "category", "words", "rev", "title"):
         table.add_column(column, overflow="fold")
@@ -163,7 +167,7 @@ def show_command(
     as_json: Annotated[bool, typer.Option("--json", help="the stored record as JSON")] = False,
     storage_url: StorageUrl = None,
 ) -> None:
-    """Show one stored record as it was published."""
+    """Show one stored record as it was published (--json: the fields of `articles export`)."""
     record = run_with_storage(storage_url, lambda storage: storage.get_article(article_id))
     if record is None:
         err.print(f"[red]no article with id {escape(article_id)}")
@@ -210,11 +214,15 @@ def search_command(
     storage_url: StorageUrl = None,
 ) -> None:
     """Full-text search over titles and bodies, most relevant first."""
-    hits = run_with_storage(storage_url, lambda storage: storage.search(query, limit))
-    if as_json:
-        for hit in hits:
-            typer.echo(_json_line(hit.to_dict()))
+    if as_json:  # whole records plus `score` and `snippet`, as the HTTP API returns them
+        filters = ArticleFilters(query=query)
+        page = run_with_storage(
+            storage_url, lambda storage: storage.query_articles(filters, sort=RELEVANCE, limit=limit)
+        )
+        for item in page.items:
+            typer.echo(_json_line(item))
         return
+    hits = run_with_storage(storage_url, lambda storage: storage.search(query, limit))
     if not hits:
         err.print(f"no article matches {escape(query)!r}")
         return

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from shared.events import ArticleRecord
+from shared.storage.paging import Sort
 
 # Snippet highlight markers: readable in JSON output, easy for the CLI to turn into bold text.
 HIGHLIGHT_START = "«"
@@ -89,7 +90,7 @@ class SearchHit:
 
 @dataclass(frozen=True, slots=True)
 class ArticleFilters:
-    """Query filters shared by list, count and export; None means "any"."""
+    """Query filters shared by list, count, export, the API's pages and facets; None means "any"."""
 
     source: str | None = None
     lang: str | None = None
@@ -99,6 +100,14 @@ class ArticleFilters:
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = None
+    # Full-text terms (web-search syntax: "a phrase", OR, -excluded), matched by the backend's own index.
+    query: str | None = None
+    # OntoNotes label of `entity` (or, alone, any entity with this label): PERSON, ORG, GPE, ...
+    entity_label: str | None = None
+    received_since: datetime | None = None
+    received_until: datetime | None = None
+    # True: only near-duplicates of an earlier article (or exact copies); False: leave them out.
+    duplicates: bool | None = None
 
     def normalised(self) -> ArticleFilters:
         """Canonical forms the SQL compares against (UTC datetimes, ISO country code)."""
@@ -111,7 +120,59 @@ class ArticleFilters:
             since=to_utc(self.since) if self.since else None,
             until=to_utc(self.until) if self.until else None,
             limit=self.limit,
+            query=self.query.strip() if self.query and self.query.strip() else None,
+            entity_label=self.entity_label.strip().upper() if self.entity_label else None,
+            received_since=to_utc(self.received_since) if self.received_since else None,
+            received_until=to_utc(self.received_until) if self.received_until else None,
+            duplicates=self.duplicates,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ArticlePage:
+    """One page of a query: the items (projected records) and the cursor of the next page (None at the end)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FacetCount:
+    """One value of a facet and how many matching articles have it."""
+
+    value: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Facets:
+    """Counts over every article matching a query: top values per dimension and a per-day histogram."""
+
+    total: int
+    sources: list[FacetCount]
+    countries: list[FacetCount]
+    categories: list[FacetCount]
+    languages: list[FacetCount]
+    # label -> its most frequent entities (by articles naming them)
+    entities: dict[str, list[FacetCount]]
+    # publication day (YYYY-MM-DD, UTC) -> articles, oldest day first
+    days: list[FacetCount]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready mapping."""
+
+        def counts(values: list[FacetCount]) -> list[dict[str, Any]]:
+            return [{"value": c.value, "count": c.count} for c in values]
+
+        return {
+            "total": self.total,
+            "sources": counts(self.sources),
+            "countries": counts(self.countries),
+            "categories": counts(self.categories),
+            "languages": counts(self.languages),
+            "entities": {label: counts(values) for label, values in self.entities.items()},
+            "days": counts(self.days),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +323,26 @@ class Storage(ABC):
     @abstractmethod
     async def search(self, query: str, limit: int = 20) -> list[SearchHit]:
         """Full-text search over title and body, most relevant first."""
+
+    @abstractmethod
+    async def query_articles(
+        self,
+        filters: ArticleFilters,
+        *,
+        sort: Sort,
+        limit: int,
+        cursor: str | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> ArticlePage:
+        """One page of matching records (projected to `fields`), after `cursor`; ValueError for a foreign cursor."""
+
+    @abstractmethod
+    async def facets(self, filters: ArticleFilters, *, size: int = 10) -> Facets:
+        """Counts by source, country, category, language, entity (per label) and publication day."""
+
+    @abstractmethod
+    async def near_duplicates(self, article_id: str, fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Stored articles this one duplicates and those duplicating it, each with `similarity`, most similar first."""
 
     @abstractmethod
     def iter_export(self, filters: ArticleFilters | None = None) -> AsyncIterator[ArticleRecord]:

@@ -178,10 +178,17 @@ _V2_COMMON = (
     "CREATE INDEX near_duplicates_duplicate ON near_duplicates (duplicate_id)",
 )
 
+# v3: the read API filters and sorts by receipt time, and finds the exact copies of an article.
+_V3_COMMON = (
+    "CREATE INDEX articles_received_at ON articles (received_at)",
+    "CREATE INDEX articles_duplicate_of ON articles (duplicate_of)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "articles, entities, mentions, places, countries, keywords, near-duplicates, full-text",
               _SQLITE_V1, _POSTGRES_V1),
     Migration(2, "filter indexes and case-folded entity key", _V2_COMMON, _V2_COMMON),
+    Migration(3, "receipt-time and exact-copy indexes for the read API", _V3_COMMON, _V3_COMMON),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -18,7 +19,9 @@ from shared.storage.base import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     ArticleFilters,
+    ArticlePage,
     ArticleSummary,
+    Facets,
     RecordRows,
     SearchHit,
     Storage,
@@ -27,7 +30,17 @@ from shared.storage.base import (
     record_rows,
 )
 from shared.storage.migrations import pending
-from shared.storage.queries import ORDER_NEWEST_FIRST, SUMMARY_COLUMNS, filter_clause
+from shared.storage.paging import Cursor, Sort, project, query_fingerprint
+from shared.storage.queries import (
+    NEAR_DUPLICATES_SQL,
+    ORDER_NEWEST_FIRST,
+    SUMMARY_COLUMNS,
+    duplicates_from_rows,
+    facets_from_rows,
+    facets_sql,
+    filter_clause,
+    filter_conditions,
+)
 
 T = TypeVar("T")
 
@@ -57,6 +70,12 @@ _UPSERT_ARTICLE = (
     + ", revision = articles.revision + 1, updated_at = EXCLUDED.updated_at "
     "WHERE articles.fingerprint <> EXCLUDED.fingerprint "
     "RETURNING revision, updated_at, (xmax = 0) AS inserted"
+)
+# Articles without a publication date sort below every dated one (NULLS LAST when newest first).
+_NO_DATE = "'0001-01-01 00:00:00+00'::timestamptz"
+_HEADLINE_OPTIONS = (
+    f"StartSel={HIGHLIGHT_START}, StopSel={HIGHLIGHT_END}, MaxWords=30, MinWords=12, MaxFragments=2, "
+    'FragmentDelimiter=" … "'
 )
 _CHILD_TABLES = ("article_entities", "mentions", "places", "article_countries", "keywords", "near_duplicates")
 
@@ -244,6 +263,97 @@ class PostgresStorage(Storage):
                 )
                 for row in await cursor.fetchall()
             ]
+
+        return await self._run(read)
+
+    async def query_articles(
+        self,
+        filters: ArticleFilters,
+        *,
+        sort: Sort,
+        limit: int,
+        cursor: str | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> ArticlePage:
+        """Keyset pages below a sequence watermark; ranked by ts_rank_cd, headlines built for the page only."""
+        f = filters.normalised()
+        if sort.key == "relevance" and not f.query:
+            raise ValueError("sort=relevance needs full-text terms (q)")
+        fingerprint = query_fingerprint(replace(f, limit=None), sort)
+        after = Cursor.decode(cursor, fingerprint) if cursor else None
+        conditions, params = filter_conditions(f, "%s", lambda moment: moment)
+        ranked = f.query is not None
+        # ts_rank_cd looks at the article alone (no corpus statistics), so a score never shifts as others arrive.
+        key, key_param = {
+            "published_at": (f"coalesce(a.published_at, {_NO_DATE})", "%s::timestamptz"),
+            "received_at": ("a.received_at", "%s::timestamptz"),
+            "relevance": ("ts_rank_cd(a.search_vector, q.query)", "%s::real"),
+        }[sort.key]
+        direction, beyond = ("DESC", "<") if sort.descending else ("ASC", ">")
+        if ranked:
+            conditions.insert(0, "a.search_vector @@ q.query")
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> ArticlePage:
+            if after is not None:
+                watermark = after.watermark
+            else:
+                cursor_ = await connection.execute("SELECT coalesce(max(seq), 0) FROM articles")
+                row = await cursor_.fetchone()
+                watermark = int(row[0]) if row else 0
+            where = [*conditions, "a.seq <= %s"]
+            values: list[Any] = [*params, watermark]
+            if after is not None:
+                where.append(f"({key}, a.id) {beyond} ({key_param}, %s)")
+                values += [after.key, after.id]
+            query_cte = "q AS (SELECT websearch_to_tsquery('english', %s) AS query), " if ranked else ""
+            sql = (
+                f"WITH {query_cte}page AS (SELECT a.seq, {key} AS key"
+                + (", ts_rank_cd(a.search_vector, q.query) AS score" if ranked else "")
+                + f" FROM articles a{', q' if ranked else ''} WHERE {' AND '.join(where)} "
+                f"ORDER BY {key} {direction}, a.id {direction} LIMIT %s) "
+                "SELECT a.id, a.record::text, page.key"
+                + (f", page.score, ts_headline('english', a.body, q.query, '{_HEADLINE_OPTIONS}')" if ranked else "")
+                + f" FROM page JOIN articles a ON a.seq = page.seq{', q' if ranked else ''} "
+                f"ORDER BY page.key {direction}, a.id {direction}"
+            )
+            arguments = [*([f.query] if ranked else []), *values, limit + 1]
+            cursor_ = await connection.execute(sql.encode(), arguments)
+            rows = await cursor_.fetchall()
+            items = [
+                project(row[1], fields, {"score": float(row[3]), "snippet": row[4]} if ranked else None)
+                for row in rows[:limit]
+            ]
+            next_cursor = None
+            if len(rows) > limit:
+                last = rows[limit - 1]
+                last_key = last[2].isoformat() if isinstance(last[2], datetime) else float(last[2])
+                next_cursor = Cursor(fingerprint, last_key, last[0], watermark).encode()
+            return ArticlePage(items, next_cursor)
+
+        return await self._run(read)
+
+    async def facets(self, filters: ArticleFilters, *, size: int = 10) -> Facets:
+        """Every facet in one statement over a materialised match set."""
+
+        def match_text(query: str) -> tuple[str, list[Any]]:
+            return "a.search_vector @@ websearch_to_tsquery('english', %s)", [query]
+
+        where, params = filter_clause(filters, "%s", lambda moment: moment, match_text)
+        sql = facets_sql(where, size, "to_char(a.published_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> Facets:
+            cursor = await connection.execute(sql.encode(), params)
+            return facets_from_rows(await cursor.fetchall())
+
+        return await self._run(read)
+
+    async def near_duplicates(self, article_id: str, fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Both directions of the near-duplicate relation, and exact copies (similarity 1.0)."""
+        sql = NEAR_DUPLICATES_SQL.format(record="a.record::text")
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> list[dict[str, Any]]:
+            cursor = await connection.execute(sql.encode(), [article_id] * 4)
+            return duplicates_from_rows(await cursor.fetchall(), fields)
 
         return await self._run(read)
 

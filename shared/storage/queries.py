@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.storage.base import ArticleFilters
+from shared.storage.base import ArticleFilters, FacetCount, Facets
+from shared.storage.paging import project
 
 SUMMARY_COLUMNS = (
     "a.id, a.title, a.url, a.source_domain, a.language, a.category, a.published_at, a.word_count, "
@@ -21,10 +22,31 @@ def escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+TextMatch = Callable[[str], tuple[str, list[Any]]]
+
+
 def filter_clause(
-    filters: ArticleFilters, placeholder: str, timestamp_param: Callable[[datetime], Any]
+    filters: ArticleFilters,
+    placeholder: str,
+    timestamp_param: Callable[[datetime], Any],
+    text_match: TextMatch | None = None,
 ) -> tuple[str, list[Any]]:
-    """`WHERE ...` (or "") over articles aliased `a`, and its parameters in order."""
+    """`WHERE ...` (or "") over articles aliased `a`, and its parameters in order.
+
+    `text_match` turns the full-text terms into the backend's condition; without it they are left to the caller
+    (a ranked query joins the index itself).
+    """
+    conditions, params = filter_conditions(filters, placeholder, timestamp_param, text_match)
+    return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+def filter_conditions(
+    filters: ArticleFilters,
+    placeholder: str,
+    timestamp_param: Callable[[datetime], Any],
+    text_match: TextMatch | None = None,
+) -> tuple[list[str], list[Any]]:
+    """The conditions of `filter_clause`, to AND with a caller's own."""
     f = filters.normalised()
     conditions: list[str] = []
     params: list[Any] = []
@@ -38,14 +60,20 @@ def filter_clause(
     if f.category:
         conditions.append(f"lower(a.category) = {p}")
         params.append(f.category)
-    if f.entity:
+    if f.entity or f.entity_label:
         # Substring of the canonical name, case-folded by the database on both sides so that
-        # SQLite's ASCII-only lower() and the stored key agree.
+        # SQLite's ASCII-only lower() and the stored key agree; the label, when given, on the same entity.
+        entity_conditions = []
+        if f.entity:
+            entity_conditions.append(f"e.name_key LIKE lower({p}) ESCAPE '\\'")
+            params.append(f"%{escape_like(f.entity)}%")
+        if f.entity_label:
+            entity_conditions.append(f"e.label = {p}")
+            params.append(f.entity_label)
         conditions.append(
             "EXISTS (SELECT 1 FROM article_entities ae JOIN entities e ON e.id = ae.entity_id "
-            f"WHERE ae.article_id = a.id AND e.name_key LIKE lower({p}) ESCAPE '\\')"
+            f"WHERE ae.article_id = a.id AND {' AND '.join(entity_conditions)})"
         )
-        params.append(f"%{escape_like(f.entity)}%")
     if f.country:
         conditions.append(
             f"EXISTS (SELECT 1 FROM article_countries ac WHERE ac.article_id = a.id AND ac.country_code = {p})"
@@ -57,7 +85,87 @@ def filter_clause(
     if f.until:
         conditions.append(f"a.published_at < {p}")
         params.append(timestamp_param(f.until))
-    return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
+    if f.received_since:
+        conditions.append(f"a.received_at >= {p}")
+        params.append(timestamp_param(f.received_since))
+    if f.received_until:
+        conditions.append(f"a.received_at < {p}")
+        params.append(timestamp_param(f.received_until))
+    if f.duplicates is not None:
+        duplicate = (
+            "(a.duplicate_of IS NOT NULL OR EXISTS (SELECT 1 FROM near_duplicates nd WHERE nd.article_id = a.id))"
+        )
+        conditions.append(duplicate if f.duplicates else f"NOT {duplicate}")
+    if f.query and text_match is not None:
+        condition, text_params = text_match(f.query)
+        conditions.append(condition)
+        params += text_params
+    return conditions, params
+
+
+def facets_sql(where: str, size: int, day: str) -> str:
+    """One statement for every facet: rows of (facet, label, value, count), the match set computed once.
+
+    `where` is a `filter_clause` over articles `a` ("" for all); `day` is the backend's expression for an
+    article's UTC publication day as YYYY-MM-DD text.
+    """
+    top = f"ORDER BY count DESC, value LIMIT {int(size)}"
+    matched = f"WITH m AS MATERIALIZED (SELECT a.seq, a.id FROM articles a {where}) " if where else ""
+    articles = "m JOIN articles a ON a.seq = m.seq" if where else "articles a"
+
+    def children(table: str) -> str:
+        return f"m JOIN {table} t ON t.article_id = m.id" if where else f"{table} t"
+
+    def column(facet: str, name: str) -> str:
+        return (
+            f"SELECT '{facet}' AS facet, NULL AS label, value, count FROM (SELECT a.{name} AS value, "
+            f"count(*) AS count FROM {articles} WHERE a.{name} IS NOT NULL GROUP BY a.{name} {top}) {facet}"
+        )
+
+    parts = [
+        f"SELECT 'total' AS facet, NULL AS label, NULL AS value, count(*) AS count FROM {articles}",
+        column("sources", "source_domain"),
+        column("categories", "category"),
+        column("languages", "language"),
+        "SELECT 'countries', NULL, value, count FROM (SELECT t.country_code AS value, count(*) AS count "
+        f"FROM {children('article_countries')} GROUP BY t.country_code {top}) countries",
+        # The top `size` entities of every label, ranked by how many matching articles name them.
+        "SELECT 'entities', label, value, count FROM (SELECT e.label, e.name AS value, c.count, "
+        "row_number() OVER (PARTITION BY e.label ORDER BY c.count DESC, e.name) AS rank FROM ("
+        f"SELECT t.entity_id, count(*) AS count FROM {children('article_entities')} GROUP BY t.entity_id"
+        f") c JOIN entities e ON e.id = c.entity_id) ranked WHERE rank <= {int(size)}",
+        f"SELECT 'days', NULL, value, count FROM (SELECT {day} AS value, count(*) AS count FROM {articles} "
+        "WHERE a.published_at IS NOT NULL GROUP BY 1) days",
+    ]
+    return matched + " UNION ALL ".join(parts)
+
+
+def facets_from_rows(rows: Iterable[tuple[Any, ...]]) -> Facets:
+    """The `facets_sql` rows as `Facets`, each facet's values most frequent first (days in date order)."""
+    found: dict[str, list[tuple[str | None, str, int]]] = {}
+    total = 0
+    for facet, label, value, count in rows:
+        if facet == "total":
+            total = int(count)
+        else:
+            found.setdefault(str(facet), []).append((label, str(value), int(count)))
+
+    def counts(name: str) -> list[FacetCount]:
+        ordered = sorted(found.get(name, []), key=lambda row: (-row[2], row[1]))
+        return [FacetCount(value, count) for _, value, count in ordered]
+
+    entities: dict[str, list[FacetCount]] = {}
+    for label, value, count in sorted(found.get("entities", []), key=lambda row: (str(row[0]), -row[2], row[1])):
+        entities.setdefault(str(label), []).append(FacetCount(value, count))
+    return Facets(
+        total=total,
+        sources=counts("sources"),
+        countries=counts("countries"),
+        categories=counts("categories"),
+        languages=counts("languages"),
+        entities=entities,
+        days=[FacetCount(value, count) for _, value, count in sorted(found.get("days", []), key=lambda r: r[1])],
+    )
 
 
 _QUERY_TOKEN = re.compile(r'"([^"]*)"|(\S+)')
@@ -106,3 +214,29 @@ def fts5_query(query: str) -> str | None:
     if negative:
         expression = f"({expression}) NOT ({' OR '.join(negative)})"
     return expression
+
+
+# The articles an article duplicates (earlier), those duplicating it (later), and exact copies either way.
+NEAR_DUPLICATES_SQL = """
+SELECT id, record, similarity, relation FROM (
+    SELECT a.id, {record}, d.similarity, 'earlier' AS relation FROM near_duplicates d
+        JOIN articles a ON a.id = d.duplicate_id WHERE d.article_id = %s
+    UNION ALL
+    SELECT a.id, {record}, d.similarity, 'later' AS relation FROM near_duplicates d
+        JOIN articles a ON a.id = d.article_id WHERE d.duplicate_id = %s
+    UNION ALL
+    SELECT a.id, {record}, 1.0 AS similarity, 'earlier' AS relation FROM articles this
+        JOIN articles a ON a.id = this.duplicate_of WHERE this.id = %s
+    UNION ALL
+    SELECT a.id, {record}, 1.0 AS similarity, 'later' AS relation FROM articles a WHERE a.duplicate_of = %s
+) found ORDER BY similarity DESC, relation
+"""
+
+
+def duplicates_from_rows(rows: Iterable[tuple[Any, ...]], fields: Sequence[str] | None) -> list[dict[str, Any]]:
+    """`NEAR_DUPLICATES_SQL` rows as projected records with `similarity` and `relation`, one per article."""
+    found: dict[str, dict[str, Any]] = {}
+    for article_id, record, similarity, relation in rows:
+        if article_id not in found:  # rows come most similar first
+            found[article_id] = project(record, fields, {"similarity": float(similarity), "relation": relation})
+    return list(found.values())

@@ -8,6 +8,7 @@ import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,7 +19,9 @@ from shared.storage.base import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
     ArticleFilters,
+    ArticlePage,
     ArticleSummary,
+    Facets,
     RecordRows,
     SearchHit,
     Storage,
@@ -28,7 +31,18 @@ from shared.storage.base import (
     to_utc,
 )
 from shared.storage.migrations import Migration, pending
-from shared.storage.queries import ORDER_NEWEST_FIRST, SUMMARY_COLUMNS, filter_clause, fts5_query
+from shared.storage.paging import Cursor, Sort, project, query_fingerprint
+from shared.storage.queries import (
+    NEAR_DUPLICATES_SQL,
+    ORDER_NEWEST_FIRST,
+    SUMMARY_COLUMNS,
+    duplicates_from_rows,
+    facets_from_rows,
+    facets_sql,
+    filter_clause,
+    filter_conditions,
+    fts5_query,
+)
 
 T = TypeVar("T")
 
@@ -78,6 +92,8 @@ _UPDATE_ARTICLE = (
     + ", ".join(f"{name} = ?" for name in _ARTICLE_FIELDS if name != "id")
     + ", revision = revision + 1, updated_at = ? WHERE id = ? RETURNING revision"
 )
+# Title matches weigh four times body matches; negated so that a larger score is a better match.
+_BM25_SCORE = "-bm25(articles_fts, 4.0, 1.0)"
 _CHILD_TABLES = ("article_entities", "mentions", "places", "article_countries", "keywords", "near_duplicates")
 
 
@@ -260,6 +276,100 @@ class SQLiteStorage(Storage):
                 )
                 for row in connection.execute(sql, (expression, limit))
             ]
+
+        return await self._run(read)
+
+    async def query_articles(
+        self,
+        filters: ArticleFilters,
+        *,
+        sort: Sort,
+        limit: int,
+        cursor: str | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> ArticlePage:
+        """Keyset pages over the FTS5 join (ranked by bm25) or the articles table, below a sequence watermark."""
+        f = filters.normalised()
+        if sort.key == "relevance" and not f.query:
+            raise ValueError("sort=relevance needs full-text terms (q)")
+        fingerprint = query_fingerprint(replace(f, limit=None), sort)
+        after = Cursor.decode(cursor, fingerprint) if cursor else None
+        expression = fts5_query(f.query) if f.query else None
+        if f.query and expression is None:
+            return ArticlePage([], None)  # nothing searchable in the terms ("!!!"): nothing matches
+        conditions, params = filter_conditions(f, "?", _timestamp)
+        columns = "a.seq, a.id, a.record"
+        source = "articles a"
+        if expression is not None:
+            columns += f", {_BM25_SCORE}, snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
+            source = "articles_fts JOIN articles a ON a.seq = articles_fts.rowid"
+            conditions.insert(0, "articles_fts MATCH ?")
+            params.insert(0, expression)
+        key = {"published_at": "coalesce(a.published_at, '')", "received_at": "a.received_at",
+               "relevance": _BM25_SCORE}[sort.key]
+        direction, beyond = ("DESC", "<") if sort.descending else ("ASC", ">")
+
+        def read(connection: sqlite3.Connection) -> ArticlePage:
+            connection.execute("BEGIN")  # one snapshot for the watermark and the page
+            try:
+                if after is not None:
+                    watermark = after.watermark
+                else:
+                    watermark = int(connection.execute("SELECT coalesce(max(seq), 0) FROM articles").fetchone()[0])
+                where = [*conditions, "a.seq <= ?"]
+                values = [*params, watermark]
+                if after is not None:
+                    anchor: str = "?"
+                    anchor_params: list[Any] = [after.key]
+                    if sort.key == "relevance":
+                        # bm25 weighs terms by corpus statistics, which arrivals shift: compare against the anchor
+                        # article's score now, not the one it had when the previous page was read.
+                        anchor = (
+                            f"coalesce((SELECT {_BM25_SCORE} FROM articles_fts WHERE articles_fts MATCH ? "
+                            "AND articles_fts.rowid = (SELECT seq FROM articles WHERE id = ?)), ?)"
+                        )
+                        anchor_params = [expression, after.id, after.key]
+                    where.append(f"({key}, a.id) {beyond} ({anchor}, ?)")
+                    values += [*anchor_params, after.id]
+                sql = (
+                    f"SELECT {columns}, {key} FROM {source} WHERE {' AND '.join(where)} "
+                    f"ORDER BY {key} {direction}, a.id {direction} LIMIT ?"
+                )
+                rows = connection.execute(sql, [*values, limit + 1]).fetchall()
+            finally:
+                connection.execute("COMMIT")
+            items = []
+            for row in rows[:limit]:
+                extra = {"score": float(row[3]), "snippet": row[4]} if expression is not None else None
+                items.append(project(row[2], fields, extra))
+            next_cursor = None
+            if len(rows) > limit:
+                last = rows[limit - 1]
+                next_cursor = Cursor(fingerprint, last[-1], last[1], watermark).encode()
+            return ArticlePage(items, next_cursor)
+
+        return await self._run(read)
+
+    async def facets(self, filters: ArticleFilters, *, size: int = 10) -> Facets:
+        """Every facet from one read snapshot; a filtered match set is materialised once in a temp table."""
+        f = filters.normalised()
+
+        def match_text(query: str) -> tuple[str, list[Any]]:
+            expression = fts5_query(query)
+            if expression is None:
+                return "0", []
+            return "a.seq IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)", [expression]
+
+        where, params = filter_clause(f, "?", _timestamp, match_text)
+        sql = facets_sql(where, size, "substr(a.published_at, 1, 10)")
+        return await self._run(lambda connection: facets_from_rows(connection.execute(sql, params).fetchall()))
+
+    async def near_duplicates(self, article_id: str, fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Both directions of the near-duplicate relation, and exact copies (similarity 1.0)."""
+
+        def read(connection: sqlite3.Connection) -> list[dict[str, Any]]:
+            sql = NEAR_DUPLICATES_SQL.format(record="a.record").replace("%s", "?")
+            return duplicates_from_rows(connection.execute(sql, [article_id] * 4).fetchall(), fields)
 
         return await self._run(read)
 

@@ -127,6 +127,18 @@ def test_export_jsonl_and_csv(storage_url: str, tmp_path: Path) -> None:
     assert rows[0]["countries"] == "KP"
 
 
+def test_list_search_and_show_json_print_the_export_fields(storage_url: str) -> None:
+    exported = {row["id"]: row for row in json_lines(invoke("articles", "export", "--storage-url", storage_url))}
+    listed = json_lines(invoke("articles", "list", "--json", "--storage-url", storage_url))
+    assert [row["id"] for row in listed] == ["seed-000", "fr-1", "old-1"]
+    for row in listed:
+        assert row == exported[str(row["id"])]  # external_id included, same names, same values
+    (hit,) = json_lines(invoke("articles", "search", "Shoigu", "--json", "--storage-url", storage_url))
+    assert {k: v for k, v in hit.items() if k not in ("score", "snippet")} == exported["seed-000"]
+    shown = orjson.loads(invoke("articles", "show", "seed-000", "--json", "--storage-url", storage_url))
+    assert shown == exported["seed-000"]
+
+
 def test_db_migrate_reports_versions(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path}/fresh/new.db"
     first = invoke("db", "migrate", "--storage-url", url)
