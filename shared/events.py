@@ -6,12 +6,17 @@ Each stage adds its own section (`ingest`, `clean`, `enrich`) and a `trace` stam
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 SCHEMA_VERSION: Literal[1] = 1
+
+# What clean found on the page. The news types (article .. liveblog) go on through enrich and publish; the rest
+# name what a dead-lettered input was (an HTTP error page, a login wall with no story, nothing readable).
+ContentType = Literal["article", "brief", "results", "listing", "liveblog", "error_page", "login_or_paywall", "empty"]
+CONTENT_TYPES: tuple[str, ...] = get_args(ContentType)
 
 
 class Event(BaseModel):
@@ -83,6 +88,11 @@ class CleanSection(Event):
     language_declared: str | None = None
     extractor: str
     dropped: dict[str, int] = Field(default_factory=dict, description="removed lines by kind")
+    content_type: ContentType = Field(
+        default="article",
+        description="article, brief (a short item), results (scores, tables, lists of figures), listing (an index or "
+        "section page), liveblog; error_page, login_or_paywall and empty are dead-lettered",
+    )
 
 
 class Mention(Event):
@@ -193,6 +203,8 @@ class ArticleRecord(Event):
     content_hash: str
     received_at: datetime
     trace: list[Stamp]
+    # Records stored before clean typed its input were all articles.
+    content_type: ContentType = "article"
 
     @classmethod
     def from_article(cls, article: CleanedArticle) -> ArticleRecord:
@@ -227,6 +239,7 @@ class ArticleRecord(Event):
             content_hash=ingest.content_hash,
             received_at=ingest.received_at,
             trace=article.trace,
+            content_type=clean.content_type,
         )
 
 

@@ -19,7 +19,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from shared.errors import TransientError
-from shared.events import ArticleRecord
+from shared.events import CONTENT_TYPES, ArticleRecord
 from shared.settings import get_settings
 from shared.storage import (
     HIGHLIGHT_END,
@@ -44,6 +44,22 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="one JSON object per line
 Source = Annotated[str | None, typer.Option(help="source domain or name, e.g. independent.co.uk")]
 Lang = Annotated[str | None, typer.Option(help="language code, e.g. en")]
 Category = Annotated[str | None, typer.Option(help="topic category")]
+
+
+def _content_type(value: str | None) -> str | None:
+    if value is not None and value.strip().lower() not in CONTENT_TYPES:
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(CONTENT_TYPES)}")
+    return value
+
+
+ContentTypeOption = Annotated[
+    str | None,
+    typer.Option(
+        "--content-type",
+        callback=_content_type,
+        help="what clean found: article, brief, results, listing, liveblog",
+    ),
+]
 EntityName = Annotated[str | None, typer.Option(help="entity name or part of it, case-insensitive")]
 Country = Annotated[str | None, typer.Option(help="ISO code or country name, e.g. KP or 'North Korea'")]
 Since = Annotated[
@@ -59,7 +75,7 @@ _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 CSV_COLUMNS = (
     "id", "external_id", "url", "title", "source_domain", "source_name", "published_at", "language",
     "word_count", "reading_time_s", "category", "sentiment", "sentiment_label", "authors", "keywords",
-    "entities", "countries", "summary", "body",
+    "entities", "countries", "summary", "body", "content_type",
 )
 
 
@@ -85,12 +101,13 @@ def build_filters(
     since: str | None = None,
     until: str | None = None,
     limit: int | None = None,
+    content_type: str | None = None,
 ) -> ArticleFilters:
     """Filters from CLI option values."""
     return ArticleFilters(
         source=source, lang=lang, category=category, entity=entity, country=country,
         since=parse_moment(since) if since else None, until=parse_moment(until) if until else None,
-        limit=limit,
+        limit=limit, content_type=content_type,
     )
 
 
@@ -134,6 +151,7 @@ def list_command(
     source: Source = None,
     lang: Lang = None,
     category: Category = None,
+    content_type: ContentTypeOption = None,
     entity: EntityName = None,
     country: Country = None,
     since: Since = None,
@@ -143,7 +161,7 @@ def list_command(
     storage_url: StorageUrl = None,
 ) -> None:
     """List stored articles, newest publication first."""
-    filters = build_filters(source, lang, category, entity, country, since, until, limit)
+    filters = build_filters(source, lang, category, entity, country, since, until, limit, content_type)
     if as_json:  # whole records, with the field names of `articles export` and the HTTP API
         page = run_with_storage(storage_url, lambda storage: storage.query_articles(filters, sort=NEWEST, limit=limit))
         for item in page.items:
@@ -154,9 +172,11 @@ def list_command(
     for column in ("id", "published", "source", "lang", "category", "words", "rev", "title"):
         table.add_column(column, overflow="fold")
     for s in summaries:
+        # Most rows are articles; the other types (a brief, a results table) say so before the title.
+        kind = "" if s.content_type == "article" else f"[dim]{s.content_type}:[/dim] "
         table.add_row(
             s.id, _date(s.published_at), s.source_domain or "—", s.language or "—", s.category or "—",
-            str(s.word_count or "—"), str(s.revision), escape(s.title),
+            str(s.word_count or "—"), str(s.revision), kind + escape(s.title),
         )
     Console().print(table)
 
@@ -183,7 +203,7 @@ def _print_record(console: Console, record: ArticleRecord) -> None:
     facts = [
         ("id", record.id), ("url", record.url), ("source", record.source_domain or record.source_name),
         ("authors", ", ".join(record.authors)), ("published", _date(record.published_at)),
-        ("language", record.language), ("category", record.category),
+        ("type", record.content_type), ("language", record.language), ("category", record.category),
         ("sentiment", record.sentiment_label or (f"{record.sentiment:.2f}" if record.sentiment is not None else None)),
         ("words", record.word_count), ("countries", ", ".join(record.countries)),
         ("keywords", ", ".join(record.keywords)),
@@ -241,7 +261,7 @@ def csv_row(record: ArticleRecord) -> list[Any]:
         record.published_at.isoformat() if record.published_at else None, record.language,
         record.word_count, record.reading_time_s, record.category, record.sentiment, record.sentiment_label,
         "; ".join(record.authors), "; ".join(record.keywords), "; ".join(e.name for e in record.entities),
-        "; ".join(record.countries), record.summary, record.body,
+        "; ".join(record.countries), record.summary, record.body, record.content_type,
     ]
 
 
@@ -270,6 +290,7 @@ def export_command(
     source: Source = None,
     lang: Lang = None,
     category: Category = None,
+    content_type: ContentTypeOption = None,
     entity: EntityName = None,
     country: Country = None,
     since: Since = None,
@@ -278,7 +299,7 @@ def export_command(
     storage_url: StorageUrl = None,
 ) -> None:
     """Stream matching records, in storage order, without loading them all into memory."""
-    filters = build_filters(source, lang, category, entity, country, since, until, limit)
+    filters = build_filters(source, lang, category, entity, country, since, until, limit, content_type)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
     target = output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)
@@ -292,6 +313,7 @@ def count_command(
     source: Source = None,
     lang: Lang = None,
     category: Category = None,
+    content_type: ContentTypeOption = None,
     entity: EntityName = None,
     country: Country = None,
     since: Since = None,
@@ -299,7 +321,7 @@ def count_command(
     storage_url: StorageUrl = None,
 ) -> None:
     """Print how many stored articles match the filters."""
-    filters = build_filters(source, lang, category, entity, country, since, until)
+    filters = build_filters(source, lang, category, entity, country, since, until, content_type=content_type)
     typer.echo(str(run_with_storage(storage_url, lambda storage: storage.count(filters))))
 
 

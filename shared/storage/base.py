@@ -48,6 +48,7 @@ class ArticleSummary:
     word_count: int | None
     revision: int
     updated_at: datetime
+    content_type: str = "article"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping (datetimes as ISO 8601)."""
@@ -62,6 +63,7 @@ class ArticleSummary:
             "word_count": self.word_count,
             "revision": self.revision,
             "updated_at": self.updated_at.isoformat(),
+            "content_type": self.content_type,
         }
 
 
@@ -108,6 +110,7 @@ class ArticleFilters:
     received_until: datetime | None = None
     # True: only near-duplicates of an earlier article (or exact copies); False: leave them out.
     duplicates: bool | None = None
+    content_type: str | None = None
 
     def normalised(self) -> ArticleFilters:
         """Canonical forms the SQL compares against (UTC datetimes, ISO country code)."""
@@ -125,6 +128,7 @@ class ArticleFilters:
             received_since=to_utc(self.received_since) if self.received_since else None,
             received_until=to_utc(self.received_until) if self.received_until else None,
             duplicates=self.duplicates,
+            content_type=self.content_type.strip().lower() if self.content_type else None,
         )
 
 
@@ -247,6 +251,7 @@ def record_rows(record: ArticleRecord) -> RecordRows:
         "received_at": to_utc(record.received_at),
         "fingerprint": content_fingerprint(record),
         "record": record.model_dump_json(),
+        "content_type": record.content_type,
     }
     rows = RecordRows(article=article)
     seen_entities: set[tuple[str, str]] = set()

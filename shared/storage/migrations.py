@@ -184,11 +184,19 @@ _V3_COMMON = (
     "CREATE INDEX articles_duplicate_of ON articles (duplicate_of)",
 )
 
+# v4: what clean found on the page (article, brief, results, listing, liveblog), filterable; rows stored before it
+# were all articles (clean dead-lettered everything else).
+_V4_COMMON = (
+    "ALTER TABLE articles ADD COLUMN content_type TEXT NOT NULL DEFAULT 'article'",
+    "CREATE INDEX articles_content_type ON articles (content_type)",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "articles, entities, mentions, places, countries, keywords, near-duplicates, full-text",
               _SQLITE_V1, _POSTGRES_V1),
     Migration(2, "filter indexes and case-folded entity key", _V2_COMMON, _V2_COMMON),
     Migration(3, "receipt-time and exact-copy indexes for the read API", _V3_COMMON, _V3_COMMON),
+    Migration(4, "content type column", _V4_COMMON, _V4_COMMON),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

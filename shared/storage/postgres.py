@@ -57,6 +57,7 @@ _ARTICLE_FIELDS = (
     "id", "external_id", "url", "origin", "title", "body", "authors", "source_domain", "source_name",
     "published_at", "language", "word_count", "reading_time_s", "summary", "sentiment", "sentiment_label",
     "category", "category_score", "duplicate_of", "content_hash", "received_at", "fingerprint", "record",
+    "content_type",
 )
 _JSON_FIELDS = frozenset({"authors", "record"})
 # The WHERE makes an identical re-push a no-op even when it raced past the fingerprint pre-check;
@@ -218,7 +219,7 @@ class PostgresStorage(Storage):
                 ArticleSummary(
                     id=row[0], title=row[1], url=row[2], source_domain=row[3], language=row[4],
                     category=row[5], published_at=row[6], word_count=row[7], revision=row[8],
-                    updated_at=row[9],
+                    updated_at=row[9], content_type=row[10],
                 )
                 for row in await cursor.fetchall()
             ]

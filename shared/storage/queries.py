@@ -12,7 +12,7 @@ from shared.storage.paging import project
 
 SUMMARY_COLUMNS = (
     "a.id, a.title, a.url, a.source_domain, a.language, a.category, a.published_at, a.word_count, "
-    "a.revision, a.updated_at"
+    "a.revision, a.updated_at, a.content_type"
 )
 ORDER_NEWEST_FIRST = "ORDER BY a.published_at DESC NULLS LAST, a.id"
 
@@ -60,6 +60,9 @@ def filter_conditions(
     if f.category:
         conditions.append(f"lower(a.category) = {p}")
         params.append(f.category)
+    if f.content_type:
+        conditions.append(f"a.content_type = {p}")
+        params.append(f.content_type)
     if f.entity or f.entity_label:
         # Substring of the canonical name, case-folded by the database on both sides so that
         # SQLite's ASCII-only lower() and the stored key agree; the label, when given, on the same entity.

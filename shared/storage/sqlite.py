@@ -82,6 +82,7 @@ _ARTICLE_FIELDS = (
     "id", "external_id", "url", "origin", "title", "body", "authors", "source_domain", "source_name",
     "published_at", "language", "word_count", "reading_time_s", "summary", "sentiment", "sentiment_label",
     "category", "category_score", "duplicate_of", "content_hash", "received_at", "fingerprint", "record",
+    "content_type",
 )
 _INSERT_ARTICLE = (
     f"INSERT INTO articles ({', '.join(_ARTICLE_FIELDS)}, revision, created_at, updated_at) "
@@ -242,7 +243,7 @@ class SQLiteStorage(Storage):
                 ArticleSummary(
                     id=row[0], title=row[1], url=row[2], source_domain=row[3], language=row[4],
                     category=row[5], published_at=_parse_timestamp(row[6]), word_count=row[7],
-                    revision=row[8], updated_at=datetime.fromisoformat(row[9]),
+                    revision=row[8], updated_at=datetime.fromisoformat(row[9]), content_type=row[10],
                 )
                 for row in connection.execute(sql, params)
             ]

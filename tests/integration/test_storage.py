@@ -185,11 +185,15 @@ async def test_upgrading_a_v1_database_keeps_its_articles_and_makes_them_filtera
         )
         assert await store.schema_version() == 1
 
-        assert await store.migrate() == [2]
+        assert await store.migrate() == list(range(2, LATEST_VERSION + 1))
 
-        assert await store.schema_version() == 2
+        assert await store.schema_version() == LATEST_VERSION
         assert await store.get_article("old-1") == old
         assert [a.id for a in await store.list_articles(ArticleFilters(entity="putin"))] == ["old-1"]
+        # Rows stored before clean typed its input were articles, and filter as such.
+        assert [a.content_type for a in await store.list_articles(ArticleFilters(content_type="article"))] == [
+            "article"
+        ]
         # New writes work on the upgraded schema and share the backfilled entity row.
         new = make_record("new-1", entities=[entity("Vladimir Putin", "PERSON", "Vladimir Putin spoke.")])
         await store.upsert_articles([new])
@@ -353,6 +357,21 @@ async def test_each_filter_narrows_the_listing(storage: Storage) -> None:
     assert await ids(lang="en", country="RU", entity="putin") == ["ru"]
     assert await ids(limit=1) == ["fr"]
     assert await storage.count(ArticleFilters(lang="en")) == 2
+
+
+async def test_content_type_is_stored_and_filters_the_listing(storage: Storage) -> None:
+    await storage.upsert_articles([
+        make_record("story", published_at=BASE_TIME - timedelta(days=2)),
+        make_record("scores", content_type="results", published_at=BASE_TIME - timedelta(days=1)),
+        make_record("brief", content_type="brief", published_at=BASE_TIME),
+    ])
+    listed = await storage.list_articles(ArticleFilters(content_type="Results"))
+    assert [(a.id, a.content_type) for a in listed] == [("scores", "results")]
+    assert await storage.count(ArticleFilters(content_type="brief")) == 1
+    assert [a.id for a in await storage.list_articles(ArticleFilters(content_type="article"))] == ["story"]
+    stored = await storage.get_article("scores")
+    assert stored is not None and stored.content_type == "results"
+    assert [a.content_type for a in await storage.list_articles()] == ["brief", "results", "article"]
 
 
 # -- export -----------------------------------------------------------------------------------------

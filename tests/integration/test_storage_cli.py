@@ -48,7 +48,8 @@ def storage_url(tmp_path: Path) -> str:
         seed_record(),
         make_record("fr-1", title="Budget vote in Paris", language="fr", source_domain="lemonde.fr",
                     published_at=datetime(2024, 5, 1, tzinfo=UTC)),
-        make_record("old-1", title="Harvest report", published_at=datetime(2023, 9, 1, tzinfo=UTC)),
+        make_record("old-1", title="Harvest report", published_at=datetime(2023, 9, 1, tzinfo=UTC),
+                    content_type="results"),
     ]
 
     async def fill() -> None:
@@ -153,3 +154,14 @@ def test_bad_input_exits_with_a_message(tmp_path: Path) -> None:
     bad_date = runner.invoke(app, ["articles", "list", "--since", "yesterday-ish",
                                    "--storage-url", f"sqlite:///{tmp_path}/x.db"])
     assert bad_date.exit_code != 0 and "neither an ISO date" in bad_date.output
+
+
+def test_content_type_filters_list_count_and_export(storage_url: str) -> None:
+    listed = json_lines(invoke("articles", "list", "--json", "--content-type", "results", "--storage-url", storage_url))
+    assert [(row["id"], row["content_type"]) for row in listed] == [("old-1", "results")]
+    assert invoke("articles", "count", "--content-type", "article", "--storage-url", storage_url).strip() == "2"
+    exported = json_lines(invoke("articles", "export", "--content-type", "RESULTS", "--storage-url", storage_url))
+    assert [row["id"] for row in exported] == ["old-1"]
+    assert "results" in invoke("articles", "list", "--storage-url", storage_url)
+    unknown = runner.invoke(app, ["articles", "list", "--content-type", "poem", "--storage-url", storage_url])
+    assert unknown.exit_code == 2 and "poem" in unknown.output
