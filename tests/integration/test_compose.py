@@ -125,6 +125,41 @@ def test_services_scale_restart_and_stay_off_public_interfaces() -> None:
         assert not any(secret in json.dumps(spec) for secret in other_secrets if secret and "POSTGRES" not in secret)
 
 
+def test_the_image_is_built_once_and_never_pulled() -> None:
+    services = newsflow_services(compose())
+    builders = {name for name, spec in services.items() if "build" in spec}
+    # Four `build: .` built the same image four times in parallel; one builder, the rest reuse its image.
+    assert builders == {"ingest"}
+    assert services["ingest"]["build"]["context"] == "."
+    assert services["ingest"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim"
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", (ROOT / "Dockerfile").read_text(), re.M)
+    # newsflow:latest is on no registry: `docker compose pull` must not try it.
+    assert all(spec["pull_policy"] == "never" for spec in services.values())
+
+
+def test_the_stand_in_override_swaps_only_images_and_the_base_image() -> None:
+    override = yaml.safe_load((ROOT / "deploy" / "test" / "compose.stand-ins.yml").read_text())
+
+    def leaves(node: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from leaves(value, (*path, key))
+        else:
+            yield path
+
+    changed = set(leaves(override))
+    assert changed == {
+        ("services", "redis", "image"),
+        ("services", "postgres", "image"),
+        ("services", "ingest", "build", "args", "PYTHON_IMAGE"),
+    }
+    for path in changed:  # every service and argument it names is one the compose file has
+        node = compose()
+        for key in path[:-1]:
+            node = node[key]
+        assert path[-1] in node, path
+
+
 def test_commands_and_healthchecks_match_the_code() -> None:
     from newsflow.cli import app
     from shared.observability.health import build_app
