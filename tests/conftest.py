@@ -1,4 +1,4 @@
-"""Shared fixtures: real Redis under a private key prefix, test-started redis-servers, service processes."""
+"""Shared fixtures: real Redis / PostgreSQL (the machine's or the session's own), test-started servers, services."""
 
 from __future__ import annotations
 
@@ -11,27 +11,70 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
-from newsflow.localstack import redis_answers as redis_up
-from tests.servers import PostgresCluster, RedisServer
+from tests.servers import (
+    POSTGRES_INSTALL,
+    PostgresCluster,
+    PostgresUnavailable,
+    RedisServer,
+    SessionServers,
+    postgres_binaries_missing,
+    release_reaper,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 SEED = FIXTURES / "seed" / "article-000.txt"
-DEFAULT_REDIS = os.environ.get("NEWSFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Used when they answer; otherwise the session starts private servers in their place (tests/servers.py).
+TEST_REDIS_URL = os.environ.get("NEWSFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEST_POSTGRES_URL = os.environ.get("NEWSFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+SERVERS = SessionServers(TEST_REDIS_URL, TEST_POSTGRES_URL)
 
 
 @pytest.fixture(scope="session")
-def redis_url() -> str:
-    """The machine's Redis; required under CI, skipped locally when absent."""
-    if not redis_up(DEFAULT_REDIS):
+def session_servers() -> Iterator[SessionServers]:
+    """The session's Redis / PostgreSQL; private ones are stopped at the end, also after a failure or Ctrl-C."""
+    try:
+        yield SERVERS
+    finally:
+        SERVERS.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(session_servers: SessionServers) -> str:
+    """The machine's Redis at NEWSFLOW_TEST_REDIS_URL when it answers, else a private redis-server for the session."""
+    return session_servers.redis()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(session_servers: SessionServers) -> str:
+    """A database tests may create private schemas in: the machine's at NEWSFLOW_TEST_POSTGRES_URL, else private."""
+    try:
+        return session_servers.postgres()
+    except PostgresUnavailable as error:
         if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis does not answer at {DEFAULT_REDIS} (CI must start it)")
-        pytest.skip(f"Redis does not answer at {DEFAULT_REDIS}")
-    return DEFAULT_REDIS
+            pytest.fail(f"{error} (CI must provide it)")
+        pytest.skip(str(error))
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url: str) -> Iterator[str]:
+    """`postgres_url` with a fresh private schema as its search_path; the schema is dropped afterwards."""
+    import psycopg
+
+    schema = f"nf_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_url, autocommit=True) as admin:
+        admin.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in postgres_url else "?"
+    try:
+        yield f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
+    finally:
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture
@@ -48,24 +91,46 @@ def key_prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def postgres_cluster() -> Iterator[PostgresCluster]:
     """A private PostgreSQL cluster (UTF8, trust) the test may stop, kill and restart; removed afterwards."""
-    from tests.servers import postgres_binaries_missing
-
     reason = postgres_binaries_missing()
     if reason:
         pytest.skip(reason)
-    cluster = PostgresCluster().init()
-    cluster.start()
-    yield cluster
-    cluster.destroy()
+    cluster = PostgresCluster()
+    try:
+        cluster.init().start()
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 @pytest.fixture
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     """A private redis-server (AOF on) for tests that restart or own the whole server."""
     server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop(kill=True)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop(kill=True)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Every server was stopped by its fixture: let the reaper go (it stops them should pytest die instead)."""
+    SERVERS.stop()
+    release_reaper()
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Say which real servers the run used: the machine's, private ones, or none (skipped, with the fix)."""
+    skipped = sum(
+        1
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and POSTGRES_INSTALL in str(report.longrepr[2])
+    )
+    lines = SERVERS.summary(postgres_skipped=skipped)
+    if lines:
+        terminalreporter.write_sep("-", "real servers")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 class ServiceProcess:

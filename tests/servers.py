@@ -6,29 +6,146 @@ here touches the machine's own Redis or PostgreSQL.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+import redis
 
 from newsflow.localstack import free_port, redis_server_binary
 from newsflow.localstack import redis_answers as redis_up
 
 POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
+POSTGRES_INSTALL = "apt-get install postgresql"
+# How many servers this process created, for the end-of-run summary.
+CREATED: Counter[str] = Counter()
+
+# The reaper: a watchdog in its own session (so Ctrl-C does not reach it) that reads what this process started, one
+# JSON line each. "done" means the session cleaned up itself; end-of-file without it means the test process died
+# (SIGKILL, OOM, a second Ctrl-C during teardown), and it stops those servers by PID — only a PID whose command line
+# still names the server's own address or data directory — then removes their directories.
+REAPER = r"""
+import json, os, shutil, signal, sys, time
+entries = []
+for line in sys.stdin:
+    if line.strip() == "done":
+        sys.exit(0)
+    entries.append(json.loads(line))
+
+def pid_of(entry):
+    if entry.get("pidfile"):
+        try:
+            return int(open(entry["pidfile"]).read().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+    return entry.get("pid")
+
+def ours(pid, match):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return match.encode() in cmdline.read()
+    except OSError:
+        return False
+
+signalled = []
+for entry in entries:
+    pid = pid_of(entry)
+    if pid and ours(pid, entry["match"]):
+        os.kill(pid, entry["signal"])
+        signalled.append((pid, entry["match"]))
+deadline = time.monotonic() + 20
+while any(ours(pid, match) for pid, match in signalled) and time.monotonic() < deadline:
+    time.sleep(0.1)
+for entry in entries:
+    if entry.get("remove"):
+        shutil.rmtree(entry["remove"], ignore_errors=True)
+"""
+
+
+class Reaper:
+    """Stops this process's test servers by PID if it dies before stopping them itself."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", REAPER], stdin=subprocess.PIPE, text=True, start_new_session=True
+        )
+        assert self.process.stdin is not None
+        self._stdin: IO[str] = self.process.stdin
+
+    def watch(
+        self,
+        *,
+        match: str,
+        pid: int | None = None,
+        pidfile: Path | None = None,
+        sig: int = signal.SIGKILL,
+        remove: Path | None = None,
+    ) -> None:
+        """Kill `pid` (or the PID in `pidfile`) with `sig` and remove `remove` should this process die first."""
+        entry: dict[str, Any] = {"match": match, "pid": pid, "signal": int(sig)}
+        entry.update({"pidfile": str(pidfile) if pidfile else None, "remove": str(remove) if remove else None})
+        self._stdin.write(json.dumps(entry) + "\n")
+        self._stdin.flush()
+
+    def release(self) -> None:
+        """Everything was stopped in order: let the reaper go without acting."""
+        if self.process.poll() is None:
+            self._stdin.write("done\n")
+            self._stdin.close()
+            self.process.wait(timeout=10)
+
+
+_reaper: Reaper | None = None
+
+
+def reaper() -> Reaper:
+    """This process's reaper, started on first use."""
+    global _reaper
+    if _reaper is None:
+        _reaper = Reaper()
+    return _reaper
+
+
+def release_reaper() -> None:
+    """Called once at the end of the session, after every server was stopped."""
+    global _reaper
+    if _reaper is not None:
+        _reaper.release()
+        _reaper = None
+
+
+def process_alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie left unreaped by the container's init counts as gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 class RedisServer:
     """A test-owned redis-server on a free port, with AOF, that can be stopped and restarted on the same files."""
 
-    def __init__(self, workdir: Path, password: str | None = None, extra_args: Sequence[str] = ()) -> None:
+    def __init__(
+        self, workdir: Path, password: str | None = None, extra_args: Sequence[str] = (), *, durable: bool = True
+    ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.password = password
         self.extra_args = list(extra_args)
+        self.durable = durable
+        self.binary = redis_server_binary()
+        CREATED["redis-server"] += 1
         self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -36,7 +153,7 @@ class RedisServer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                redis_server_binary(),
+                self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
@@ -44,7 +161,7 @@ class RedisServer:
                 "--dir",
                 str(self.workdir),
                 "--appendonly",
-                "yes",
+                "yes" if self.durable else "no",
                 "--appendfsync",
                 "always",
                 "--save",
@@ -54,11 +171,26 @@ class RedisServer:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            # Its own session: Ctrl-C reaches pytest only, which then stops this server in order.
+            start_new_session=True,
         )
+        reaper().watch(pid=self.process.pid, match=f"127.0.0.1:{self.port}")
         deadline = time.monotonic() + 10
-        while not redis_up(self.url):
+        while not self._answers():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"test redis-server exited with {self.process.returncode} (port {self.port} taken?)")
             assert time.monotonic() < deadline, "test redis-server did not start"
             time.sleep(0.05)
+
+    def _answers(self) -> bool:
+        """True once this very process answers (not another server that took the free port meanwhile)."""
+        if self.process is None or not redis_up(self.url):
+            return False
+        try:
+            info = redis.Redis.from_url(self.url, socket_timeout=2).info("server")
+        except redis.ResponseError:  # an ACL that allows the default user PING only: trust that ours still runs
+            return self.process.poll() is None
+        return info.get("process_id") == self.process.pid
 
     def stop(self, *, kill: bool = False) -> None:
         if self.process and self.process.poll() is None:
@@ -81,7 +213,7 @@ def postgres_binaries_missing() -> str | None:
     """Why no private cluster can be started here (None when initdb and pg_ctl exist)."""
     missing = [name for name in ("initdb", "pg_ctl") if postgres_binary(name) is None]
     if missing:
-        return f"no PostgreSQL server binaries ({', '.join(missing)}): apt-get install postgresql"
+        return f"no PostgreSQL server binaries ({', '.join(missing)}): {POSTGRES_INSTALL}"
     return None
 
 
@@ -105,12 +237,21 @@ class PostgresCluster:
         self.user = "postgres"
         self.url = f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
         self._as_postgres = os.geteuid() == 0
+        CREATED["PostgreSQL cluster"] += 1
+        # SIGQUIT is PostgreSQL's immediate shutdown; the postmaster's command line names this data directory.
+        reaper().watch(
+            pidfile=self.datadir / "postmaster.pid", match=str(self.datadir), sig=signal.SIGQUIT, remove=self.workdir
+        )
 
-    def _run(self, args: list[str], *, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def _run(
+        self, args: list[str], *, check: bool = True, timeout: float = 120, own_session: bool = False
+    ) -> subprocess.CompletedProcess[str]:
         if self._as_postgres:
             # `runuser` keeps our environment out; the cluster's files belong to postgres.
             args = ["runuser", "-u", "postgres", "--", *args]
-        return subprocess.run(args, capture_output=True, text=True, check=check, timeout=timeout)
+        return subprocess.run(
+            args, capture_output=True, text=True, check=check, timeout=timeout, start_new_session=own_session
+        )
 
     def init(self) -> PostgresCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -128,7 +269,9 @@ class PostgresCluster:
         assert pg_ctl is not None
         options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off"
         wait = ["-w", "-t", str(int(timeout))]
-        self._run([pg_ctl, "-D", str(self.datadir), "-l", str(self.logfile), "-o", options, *wait, "start"])
+        # The postmaster in a session of its own: Ctrl-C reaches pytest only, which then stops the cluster in order.
+        start = [pg_ctl, "-D", str(self.datadir), "-l", str(self.logfile), "-o", options, *wait, "start"]
+        self._run(start, own_session=True)
         self._ensure_database()
 
     def _ensure_database(self) -> None:
@@ -159,15 +302,124 @@ class PostgresCluster:
 
     def running(self) -> bool:
         pid = self.pid()
-        if pid is None:
-            return False
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return False
-        return True
+        return pid is not None and process_alive(pid)
 
     def destroy(self) -> None:
         """Stop and remove the cluster's files."""
         self.stop(mode="immediate")
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+class SessionServers:
+    """The session's Redis and PostgreSQL: the machine's when they answer at the test URLs, else private ones.
+
+    Each is resolved on first use (a unit-test run starts nothing) and a private one runs until `stop()`; `summary()`
+    says which was used, for the end of the run.
+    """
+
+    def __init__(self, redis_url: str, postgres_url: str) -> None:
+        self.redis_wanted = redis_url
+        self.postgres_wanted = postgres_url
+        self.redis_server: RedisServer | None = None
+        self.cluster: PostgresCluster | None = None
+        self._redis_url: str | None = None
+        self._postgres_url: str | None = None
+        self._postgres_error: Exception | None = None
+        self.used: dict[str, str] = {}
+        self.created: Counter[str] = Counter()  # told apart from the servers tests start themselves
+
+    def redis(self) -> str:
+        """A Redis URL every test may use under its own key prefix."""
+        if self._redis_url is None:
+            if redis_up(self.redis_wanted):
+                self.used["Redis"] = f"the machine's, at {_shown(self.redis_wanted)}"
+                self._redis_url = self.redis_wanted
+            else:
+                # No AOF: this server lives for one session and is thrown away with its directory.
+                server = RedisServer(Path(tempfile.mkdtemp(prefix="newsflow-redis-")), durable=False)
+                self.redis_server = server
+                self.created["redis-server"] += 1
+                reaper().watch(pid=None, match=server.workdir.name, remove=server.workdir)
+                server.start()
+                self.used["Redis"] = (
+                    f"private {server.binary} on 127.0.0.1:{server.port} "
+                    f"(nothing answered at {_shown(self.redis_wanted)})"
+                )
+                self._redis_url = server.url
+        return self._redis_url
+
+    def postgres(self) -> str:
+        """A PostgreSQL URL of a database tests may create private schemas in; PostgresUnavailable when none can be."""
+        if self._postgres_error is not None:
+            raise self._postgres_error
+        if self._postgres_url is None:
+            try:
+                self._postgres_url = self._resolve_postgres()
+            except Exception as error:
+                self._postgres_error = error  # one attempt per session, not one initdb per test
+                raise
+        return self._postgres_url
+
+    def _resolve_postgres(self) -> str:
+        import psycopg
+
+        try:
+            with psycopg.connect(self.postgres_wanted, connect_timeout=3):
+                pass
+            self.used["PostgreSQL"] = f"the machine's, at {_shown(self.postgres_wanted)}"
+            return self.postgres_wanted
+        except psycopg.Error as error:
+            # psycopg nests the cause ("connection failed: … port 1 failed: Connection refused"): keep its last part.
+            why = str(error).strip().splitlines()[0].rsplit(": ", 1)[-1] if str(error).strip() else type(error).__name__
+        missing = postgres_binaries_missing()
+        if missing:
+            raise PostgresUnavailable(f"no PostgreSQL answers at {_shown(self.postgres_wanted)}, and {missing}")
+        cluster = PostgresCluster(database=_database_name(self.postgres_wanted))
+        self.cluster = cluster
+        self.created["PostgreSQL cluster"] += 1
+        cluster.init().start()
+        self.used["PostgreSQL"] = (
+            f"private cluster ({postgres_binary('initdb')}) on 127.0.0.1:{cluster.port} "
+            f"(none answered at {_shown(self.postgres_wanted)}: {why})"
+        )
+        return cluster.url
+
+    def stop(self) -> None:
+        """Stop and remove the private servers, by PID (the machine's are never touched)."""
+        if self.redis_server is not None:
+            self.redis_server.stop(kill=True)
+            shutil.rmtree(self.redis_server.workdir, ignore_errors=True)
+            self.used["Redis"] += ", stopped"
+            self.redis_server = None
+        if self.cluster is not None:
+            self.cluster.destroy()
+            self.used["PostgreSQL"] += ", stopped"
+            self.cluster = None
+
+    def summary(self, *, postgres_skipped: int = 0) -> list[str]:
+        """One line per server kind: the machine's, private, or none (how many tests skipped, and the fix)."""
+        used = dict(self.used)
+        if postgres_skipped:
+            missing = postgres_binaries_missing() or "no PostgreSQL"
+            used["PostgreSQL"] = f"none: {postgres_skipped} tests skipped, {missing}"
+        lines = [f"{kind:<11} {how}" for kind, how in used.items()]
+        by_tests = [f"{count} {what}" for what, count in (CREATED - self.created).items()]
+        if by_tests:
+            lines.append(f"{'per-test':<11} {', '.join(by_tests)}, started and stopped by the tests that own them")
+        return lines
+
+
+class PostgresUnavailable(Exception):
+    """No PostgreSQL answers at the test URL and none can be started here."""
+
+
+def _shown(url: str) -> str:
+    """The URL with its password (if any) masked, for the summary."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+
+
+def _database_name(url: str) -> str:
+    return urlsplit(url).path.lstrip("/") or "test"

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import tracemalloc
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,7 +18,6 @@ from shared.events import ArticleRecord, Entity, Mention, NearDuplicate, Place, 
 from shared.storage import LATEST_VERSION, ArticleFilters, Storage, open_storage
 from shared.storage.sqlite import sqlite_path
 
-POSTGRES_URL = os.environ.get("NEWSFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 BASE_TIME = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
 
 pytestmark = pytest.mark.integration
@@ -80,38 +77,13 @@ def make_record(article_id: str, **overrides: Any) -> ArticleRecord:
 # -- backends ---------------------------------------------------------------------------------------
 
 
-def _postgres_unavailable_reason() -> str | None:
-    try:
-        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
-            return None
-    except psycopg.Error as error:
-        return f"PostgreSQL does not answer at {POSTGRES_URL}: {error}".strip()
-
-
-def _with_search_path(url: str, schema: str) -> str:
-    separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options=-csearch_path%3D{schema}"
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
-def storage_url(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[str]:
+def storage_url(request: pytest.FixtureRequest, tmp_path: Any) -> str:
     """A fresh, empty database on each backend; PostgreSQL gets a private schema dropped afterwards."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/store.db"
-        return
-    reason = _postgres_unavailable_reason()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason} (CI must provide it)")
-        pytest.skip(reason)
-    schema = f"nf_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f"CREATE SCHEMA {schema}")
-    try:
-        yield _with_search_path(POSTGRES_URL, schema)
-    finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-            admin.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        return f"sqlite:///{tmp_path}/store.db"
+    # Only the PostgreSQL half asks for the session's PostgreSQL (the machine's, or a private cluster).
+    return str(request.getfixturevalue("postgres_schema_url"))
 
 
 @pytest.fixture
