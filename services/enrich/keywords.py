@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-import yake
+from services.enrich.keyphrases import KeyphraseScorer
 
 MIN_KEYWORDS, MAX_KEYWORDS = 5, 10
 # YAKE's cost grows faster than the text; news puts its subject in the first paragraphs (inverted pyramid),
@@ -18,10 +18,10 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 
 class KeywordExtractor:
-    """YAKE extractors, one per language, built on first use."""
+    """YAKE scorers, one per language, built on first use."""
 
     def __init__(self) -> None:
-        self._extractors: dict[str, yake.KeywordExtractor] = {}
+        self._scorers: dict[str, KeyphraseScorer] = {}
 
     def extract(self, text: str, language: str = "en", entity_names: Sequence[str] = ()) -> list[str]:
         """5-10 deduplicated key phrases of `text` (fewer only when the text has fewer).
@@ -29,14 +29,13 @@ class KeywordExtractor:
         With `entity_names`, a phrase that is part of a name becomes the name ("Kim Jong" -> "Kim Jong Un")
         and a phrase that cuts through a name ("Jong Un amid") is dropped.
         """
-        extractor = self._extractors.get(language)
-        if extractor is None:
-            extractor = yake.KeywordExtractor(lan=language, n=3, top=CANDIDATES, dedupLim=0.8)
-            self._extractors[language] = extractor
+        scorer = self._scorers.get(language)
+        if scorer is None:
+            scorer = self._scorers[language] = KeyphraseScorer(language)
         words = text.split(" ")
         if len(words) > KEYWORD_WORDS:
             text = " ".join(words[:KEYWORD_WORDS])
-        ranked = [phrase for phrase, _ in extractor.extract_keywords(text)]
+        ranked = [phrase for phrase, _ in scorer.top(text, CANDIDATES)]
         return deduplicate_phrases(align_to_names(ranked, entity_names), MAX_KEYWORDS)
 
 
