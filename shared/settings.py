@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     max_batch_bytes: int = Field(default=50_000_000, ge=1_000)
     max_batch_articles: int = Field(default=1_000, ge=1)
+    # The read API (`newsflow serve api`): a bearer token to read articles, separate from the ingest token, and
+    # an operator token for the console's mutating actions (DLQ replay/delete); never logged.
+    read_token: SecretStr | None = None
+    operator_token: SecretStr | None = None
+    # How often the API samples the pipeline's status for the console's lag chart (an hour of samples is kept).
+    status_sample_s: float = Field(default=10.0, gt=0)
 
 
 @lru_cache(maxsize=1)

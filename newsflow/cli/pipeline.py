@@ -86,18 +86,41 @@ def process(
         raise typer.Exit(1)
 
 
-def serve(stage: Annotated[str, typer.Argument(help="ingest | clean | enrich | publish")]) -> None:
-    """Run one stage's service in the foreground (same as `faststream run services.STAGE.main:app`)."""
-    if stage not in STAGES:
-        raise typer.BadParameter(f"stage is one of {', '.join(STAGES)}")
+def serve(stage: Annotated[str, typer.Argument(help="ingest | clean | enrich | publish | api")]) -> None:
+    """Run one service in the foreground (a stage: as `faststream run services.STAGE.main:app`; api: uvicorn)."""
+    if stage not in (*STAGES, "api"):
+        raise typer.BadParameter(f"service is one of {', '.join((*STAGES, 'api'))}")
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is optional off Linux
         pass
+    if stage == "api":
+        serve_api()
+        return
     module = importlib.import_module(f"services.{stage}.main")
     asyncio.run(module.app.run())
+
+
+def serve_api() -> None:
+    """The read API and console on NEWSFLOW_HTTP_HOST:NEWSFLOW_HTTP_PORT (default 8080); SIGTERM drains requests."""
+    import uvicorn
+
+    from shared.observability.health import http_port
+
+    settings = get_settings()
+    port = http_port(settings, "api")
+    if port is None:
+        err.print("[red]NEWSFLOW_HTTP_PORT=0 turns HTTP off, and the API is nothing but HTTP")
+        raise typer.Exit(2)
+    from services.api.main import app as api_app  # imported here: it reads settings and refuses bad ones
+
+    config = uvicorn.Config(
+        api_app, host=settings.http_host, port=port, access_log=False, log_config=None, server_header=False,
+        timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
+    )
+    asyncio.run(uvicorn.Server(config).serve())
 
 
 def up(

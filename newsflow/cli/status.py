@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from shared.observability.status import COUNT_CAP, PipelineStatus, collect_status
+from shared.observability.status import COUNT_CAP, PipelineStatus, collect_status, format_age
 from shared.settings import get_settings, redact_url
 from shared.streams import names
 
@@ -28,14 +28,7 @@ out = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 
-def _age(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    if seconds < 3600:
-        return f"{seconds / 60:.1f}m"
-    return f"{seconds / 3600:.1f}h"
+_age = format_age
 
 
 def _count(n: int) -> str:

@@ -78,6 +78,17 @@ class PipelineStatus:
         return data
 
 
+def format_age(seconds: float | None) -> str:
+    """`4.2s`, `7.1m`, `2.0h`; `-` for none (for the status table and the console)."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

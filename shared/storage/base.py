@@ -157,6 +157,7 @@ class Facets:
     countries: list[FacetCount]
     categories: list[FacetCount]
     languages: list[FacetCount]
+    content_types: list[FacetCount]
     # label -> its most frequent entities (by articles naming them)
     entities: dict[str, list[FacetCount]]
     # publication day (YYYY-MM-DD, UTC) -> articles, oldest day first
@@ -174,6 +175,7 @@ class Facets:
             "countries": counts(self.countries),
             "categories": counts(self.categories),
             "languages": counts(self.languages),
+            "content_types": counts(self.content_types),
             "entities": {label: counts(values) for label, values in self.entities.items()},
             "days": counts(self.days),
         }

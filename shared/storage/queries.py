@@ -130,6 +130,7 @@ def facets_sql(where: str, size: int, day: str) -> str:
         column("sources", "source_domain"),
         column("categories", "category"),
         column("languages", "language"),
+        column("content_types", "content_type"),
         "SELECT 'countries', NULL, value, count FROM (SELECT t.country_code AS value, count(*) AS count "
         f"FROM {children('article_countries')} GROUP BY t.country_code {top}) countries",
         # The top `size` entities of every label, ranked by how many matching articles name them.
@@ -166,6 +167,7 @@ def facets_from_rows(rows: Iterable[tuple[Any, ...]]) -> Facets:
         countries=counts("countries"),
         categories=counts("categories"),
         languages=counts("languages"),
+        content_types=counts("content_types"),
         entities=entities,
         days=[FacetCount(value, count) for _, value, count in sorted(found.get("days", []), key=lambda r: r[1])],
     )
