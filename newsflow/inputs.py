@@ -1,7 +1,8 @@
 """Reading raw articles from files, directories and stdin, as `newsflow push` and `newsflow process` take them.
 
 A `.txt` file is `text`, `.html`/`.htm` is `html`, the file name stem is the client id; `.json` holds one raw
-article object or a list of them; `.jsonl` one object per line.
+article object or a list of them; `.jsonl` one object per line; a `.warc`/`.warc.gz` file its HTML responses
+(`newsflow.warc`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
+from newsflow.warc import is_warc, read_warc
 
 TEXT_SUFFIXES = {".txt": "text", ".text": "text", ".html": "html", ".htm": "html"}
 JSON_SUFFIXES = {".json", ".jsonl", ".ndjson"}
@@ -53,7 +56,8 @@ def expand_paths(paths: Iterable[str]) -> Iterator[Path | str]:
             yield from sorted(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and (p.suffix.lower() in TEXT_SUFFIXES or p.suffix.lower() in JSON_SUFFIXES)
+                if p.is_file()
+                and (p.suffix.lower() in TEXT_SUFFIXES or p.suffix.lower() in JSON_SUFFIXES or is_warc(p))
             )
         else:
             yield path
@@ -101,16 +105,31 @@ def read_stdin() -> Iterator[RawInput | InputError]:
         yield InputError("<stdin>", "stdin is empty")
 
 
-def read_inputs(paths: Iterable[str]) -> Iterator[RawInput | InputError]:
+def read_warc_inputs(path: Path, *, max_bytes: int) -> Iterator[RawInput | InputError]:
+    """A WARC file's articles (`path@offset`) and its damaged records; skipped records yield nothing."""
+    try:
+        for item in read_warc(path, max_bytes=max_bytes):
+            if item.article is not None:
+                yield RawInput(f"{path}@{item.offset}", item.article)
+            elif item.problem is not None:
+                yield InputError(f"{path}@{item.offset}", item.problem)
+    except OSError as exc:
+        yield InputError(str(path), exc.strerror or str(exc))
+
+
+def read_inputs(paths: Iterable[str | Path], *, max_bytes: int = 5_000_000) -> Iterator[RawInput | InputError]:
     """Every raw article under `paths`, in order, with an `InputError` for each thing that could not be read."""
-    for path in expand_paths(paths):
+    for path in expand_paths(str(p) for p in paths):
         if isinstance(path, str):
             yield from read_stdin()
+            continue
+        if is_warc(path):
+            yield from read_warc_inputs(path, max_bytes=max_bytes)
             continue
         suffix = path.suffix.lower()
         if suffix not in TEXT_SUFFIXES and suffix not in JSON_SUFFIXES:
             yield InputError(
-                str(path), f"unsupported file type {suffix or '(none)'!r}: use .txt, .html, .json or .jsonl"
+                str(path), f"unsupported file type {suffix or '(none)'!r}: use .txt, .html, .json, .jsonl or .warc[.gz]"
             )
             continue
         try:

@@ -39,6 +39,7 @@ class RawArticle(Event):
     title: str | None = Field(default=None, max_length=2000)
     source: str | None = Field(default=None, max_length=500)
     published_at: str | None = Field(default=None, max_length=100)
+    fetched_at: datetime | None = Field(default=None, description="when the page was downloaded (a crawl's time)")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -72,6 +73,7 @@ class IngestSection(Event):
     title: str | None = None
     source: str | None = None
     published_at: str | None = None
+    fetched_at: datetime | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -205,6 +207,8 @@ class ArticleRecord(Event):
     trace: list[Stamp]
     # Records stored before clean typed its input were all articles.
     content_type: ContentType = "article"
+    # When the page was downloaded (a WARC record's date, the fetch stage's download), if known.
+    fetched_at: datetime | None = None
 
     @classmethod
     def from_article(cls, article: CleanedArticle) -> ArticleRecord:
@@ -240,6 +244,7 @@ class ArticleRecord(Event):
             received_at=ingest.received_at,
             trace=article.trace,
             content_type=clean.content_type,
+            fetched_at=ingest.fetched_at,
         )
 
 

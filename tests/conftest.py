@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from tests.httpsite import Site
 from tests.servers import (
     POSTGRES_INSTALL,
     PostgresCluster,
@@ -232,3 +233,24 @@ def cli_redis(monkeypatch: pytest.MonkeyPatch, redis_url: str, key_prefix: str) 
     get_settings.cache_clear()
     yield redis.Redis.from_url(redis_url)
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """A local web site (tests/httpsite.py) on 127.0.0.1: the test adds routes; stopped afterwards."""
+    server = Site()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def wget() -> str:
+    """The wget binary (its --warc-file makes real WARC records); required under CI, skipped locally when absent."""
+    import shutil
+
+    binary = shutil.which("wget")
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("wget is not installed (.ci/run installs it)")
+        pytest.skip("wget is not installed")
+    return binary

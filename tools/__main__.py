@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tools.bench.cli import bench
+from tools.bench.cli import bench, bench_warc
 from tools.eval.cli import eval_app
 
 app = typer.Typer(
@@ -14,6 +14,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.command()(bench)
+app.command("bench-warc")(bench_warc)
 app.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":

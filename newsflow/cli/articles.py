@@ -203,6 +203,7 @@ def _print_record(console: Console, record: ArticleRecord) -> None:
     facts = [
         ("id", record.id), ("url", record.url), ("source", record.source_domain or record.source_name),
         ("authors", ", ".join(record.authors)), ("published", _date(record.published_at)),
+        ("fetched", _date(record.fetched_at) if record.fetched_at else None), ("origin", record.origin),
         ("type", record.content_type), ("language", record.language), ("category", record.category),
         ("sentiment", record.sentiment_label or (f"{record.sentiment:.2f}" if record.sentiment is not None else None)),
         ("words", record.word_count), ("countries", ", ".join(record.countries)),

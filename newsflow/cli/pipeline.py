@@ -5,14 +5,24 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
-from newsflow.inputs import InputError, RawInput, read_inputs
-from shared.settings import get_settings, redact_url
+from newsflow.inputs import InputError, RawInput, expand_paths, read_inputs
+from newsflow.warc import CheckpointMismatch, WarcPush, default_checkpoint, is_warc, push_warc
+from shared.settings import Settings, get_settings, redact_url
 from shared.streams import STAGES, names, trim_acknowledged
 from shared.transport.producer import enqueue_raw
 
@@ -37,33 +47,122 @@ async def push_inputs(items: list[RawInput], redis_url: str, *, progress: Progre
     return len(ids)
 
 
+async def push_warc_file(
+    path: Path, settings: Settings, redis_url: str, *, checkpoint: Path, resume: bool
+) -> WarcPush:
+    """Stream one WARC file onto the raw stream, with a progress bar in bytes and a checkpoint per chunk."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(redis_url)
+    streams = names(settings)
+
+    async def enqueue(articles: list[dict[str, Any]]) -> int:
+        # enqueue_raw returns once Redis has replied to the XADDs: what "acknowledged" means for --resume.
+        return len(await enqueue_raw(redis, streams, articles, origin=f"warc:{path.name}"))
+
+    size = path.stat().st_size
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TextColumn("{task.fields[articles]:,} articles"), TimeRemainingColumn())
+    with Progress(*columns, console=err, disable=not err.is_terminal) as progress:
+        task = progress.add_task(path.name, total=size, articles=0)
+
+        def advance(offset: int, state: WarcPush) -> None:
+            progress.update(task, completed=offset, articles=state.articles)
+
+        try:
+            return await push_warc(
+                path, enqueue, checkpoint=checkpoint, resume=resume, max_bytes=settings.max_article_bytes,
+                on_progress=advance,
+            )
+        finally:
+            await redis.aclose()
+
+
+def _report_warc(path: Path, state: WarcPush, raw_stream: str, checkpoint: Path) -> None:
+    """One summary line for the whole file (a resumed push counts what earlier runs did too), then its damage."""
+    read_mb = (state.offset - state.started_offset) / 1e6
+    run_records = state.records - state.records_before
+    speed = (
+        f" ({run_records / state.seconds:,.0f} records/s, {read_mb / state.seconds:,.1f} MB/s)"
+        if state.seconds > 0.05
+        else ""
+    )
+    skipped = ", ".join(f"{reason} {count:,}" for reason, count in sorted(state.skipped.items())) or "none"
+    resumed = f"; resumed at byte {state.started_offset:,}, totals for the whole file" if state.started_offset else ""
+    err.print(
+        f"{path}: queued {state.articles:,} article(s) on {raw_stream} from {state.records:,} record(s); "
+        f"skipped {skipped}; {state.problem_count:,} damaged{resumed}; read {read_mb:,.1f} MB in "
+        f"{state.seconds:.1f}s{speed}; checkpoint {checkpoint}"
+    )
+    for offset, problem in state.problems:
+        err.print(f"[red]damaged record[/] {path}@{offset}: {problem}")
+    if state.problem_count > len(state.problems):
+        err.print(f"[red]… and {state.problem_count - len(state.problems):,} more damaged record(s)")
+
+
 def push(
-    paths: Annotated[list[str], typer.Argument(help="files (.txt .html .json .jsonl), directories, or - for stdin")],
+    paths: Annotated[
+        list[str], typer.Argument(help="files (.txt .html .json .jsonl .warc .warc.gz), directories, or - for stdin")
+    ],
     redis_url: Annotated[str | None, typer.Option(help="default: NEWSFLOW_REDIS_URL")] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="WARC: go on after the last record acknowledged (see the checkpoint)")
+    ] = False,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="WARC: checkpoint file (default DATA_DIR/checkpoints/NAME.HASH.json); one WARC file only"),
+    ] = None,
 ) -> None:
     """Queue raw articles on the raw stream; lists what could not be read (exit status 1 then)."""
     settings = get_settings()
+    url = redis_url or settings.redis_url
+    expanded = list(expand_paths(paths))
+    warcs = [p for p in expanded if isinstance(p, Path) and is_warc(p) and p.is_file()]
+    others = [p for p in expanded if not (isinstance(p, Path) and p in warcs)]
+    if checkpoint is not None and len(warcs) != 1:
+        raise typer.BadParameter("--checkpoint names the checkpoint of one WARC file; give exactly one")
+    damaged = False
+    for path in warcs:
+        saved_at = checkpoint or default_checkpoint(path, Path(settings.data_dir))
+        try:
+            state = asyncio.run(push_warc_file(path, settings, url, checkpoint=saved_at, resume=resume))
+        except CheckpointMismatch as exc:
+            err.print(f"[red]{path}: {exc}")
+            raise typer.Exit(2) from exc
+        except OSError as exc:
+            err.print(f"[red]{path}: cannot push ({type(exc).__name__}: {exc}); Redis at {redact_url(url)}")
+            err.print(f"run the same command with --resume to go on from checkpoint {saved_at}")
+            raise typer.Exit(2) from exc
+        if state.complete and state.started_offset >= state.size and state.records == state.records_before:
+            err.print(f"{path}: already pushed to the end (checkpoint {saved_at}); nothing queued")
+            continue
+        _report_warc(path, state, names(settings).raw, saved_at)
+        damaged = damaged or state.problem_count > 0
+    if warcs and not others:
+        raise typer.Exit(1 if damaged else 0)
     items: list[RawInput] = []
     errors: list[InputError] = []
-    for item in read_inputs(paths):
+    for item in read_inputs(others, max_bytes=settings.max_article_bytes):
         (errors if isinstance(item, InputError) else items).append(item)  # type: ignore[arg-type]
     with Progress(
         TextColumn("[bold]push"), BarColumn(), MofNCompleteColumn(), console=err, disable=not err.is_terminal
     ) as progress:
         try:
-            queued = asyncio.run(push_inputs(items, redis_url or settings.redis_url, progress=progress))
+            queued = asyncio.run(push_inputs(items, url, progress=progress))
         except OSError as exc:
-            err.print(f"[red]cannot reach Redis at {redact_url(redis_url or settings.redis_url)}: {exc}")
+            err.print(f"[red]cannot reach Redis at {redact_url(url)}: {exc}")
             raise typer.Exit(2) from exc
     err.print(f"queued {queued} article(s) on {names().raw}")
     for error in errors:
         err.print(f"[red]could not read[/] {error.where}: {error.error}")
-    if errors:
+    if errors or damaged:
         raise typer.Exit(1)
 
 
 def process(
-    paths: Annotated[list[str], typer.Argument(help="files (.txt .html .json .jsonl), directories, or - for stdin")],
+    paths: Annotated[
+        list[str], typer.Argument(help="files (.txt .html .json .jsonl .warc .warc.gz), directories, or - for stdin")
+    ],
     stages: Annotated[str, typer.Option(help="stop after this stage: clean | enrich")] = "enrich",
     batch_size: Annotated[int, typer.Option(help="articles per NLP batch")] = 64,
 ) -> None:

@@ -124,6 +124,7 @@ def ingest_article(raw: RawArticle, *, origin: str, received_at: datetime) -> In
             title=raw.title,
             source=raw.source,
             published_at=raw.published_at,
+            fetched_at=raw.fetched_at,
             metadata=raw.metadata,
         ),
     )

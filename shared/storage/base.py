@@ -20,8 +20,8 @@ HIGHLIGHT_START = "«"
 HIGHLIGHT_END = "»"
 
 # Fields that differ between two pushes of the same article without the article changing:
-# the receipt time and the lineage stamps are per-run facts, not content.
-_VOLATILE_FIELDS = frozenset({"trace", "received_at"})
+# the receipt and download times and the lineage stamps are per-run facts, not content.
+_VOLATILE_FIELDS = frozenset({"trace", "received_at", "fetched_at"})
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,8 +84,13 @@ def test_article_id_is_stable_for_the_same_url_and_for_the_same_content() -> Non
 
 def test_ingested_article_carries_origin_hash_and_hints() -> None:
     raw = validate_raw_article({"id": "c-7", "html": "<p>Hi</p>", "title": "T", "source": "Wire",
-                                "published_at": "2024-01-01", "metadata": {"k": 1}})
+                                "published_at": "2024-01-01", "fetched_at": "2024-05-01T10:00:00Z",
+                                "metadata": {"k": 1}})
     article = ingest_article(raw, origin="http", received_at=NOW)
+    assert article.ingest.fetched_at is not None
+    assert article.ingest.fetched_at.isoformat() == "2024-05-01T10:00:00+00:00"
+    with pytest.raises(Rejected, match="fetched_at"):
+        validate_raw_article({"text": "x", "fetched_at": "last tuesday"})
     assert article.ingest.kind == "html"
     assert article.ingest.external_id == "c-7"
     assert article.ingest.origin == "http"

@@ -79,7 +79,8 @@ def test_user_queries_become_safe_fts5_expressions(query: str, expected: str | N
 
 def test_fingerprint_ignores_lineage_and_receipt_time_but_not_content() -> None:
     base = record()
-    rerun = base.model_copy(update={"received_at": NOW + timedelta(hours=2), "trace": []})
+    # A page fetched again (a later crawl, the next poll) with the same content is the same revision.
+    rerun = base.model_copy(update={"received_at": NOW + timedelta(hours=2), "trace": [], "fetched_at": NOW})
     assert content_fingerprint(rerun) == content_fingerprint(base)
     assert content_fingerprint(base.model_copy(update={"title": "Other"})) != content_fingerprint(base)
     assert content_fingerprint(base.model_copy(update={"keywords": ["x"]})) != content_fingerprint(base)

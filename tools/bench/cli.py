@@ -65,3 +65,15 @@ def bench(
         sys.stdout.write(render_markdown(report))
     if report.failures:
         raise typer.Exit(1)
+
+
+def bench_warc(
+    pages: Annotated[int, typer.Option(min=1, help="pages in the synthetic crawl (two records each)")] = 5000,
+    sample: Annotated[int, typer.Option(min=0, help="articles run through the stages' logic (0: skip)")] = 100,
+    push: Annotated[bool, typer.Option(help="also push the file onto a private Redis")] = True,
+) -> None:
+    """WARC read speed with warcio and FastWARC, newsflow's reader and push, and the pipeline's pace beside them."""
+    from tools.bench.warc import render, run_warc_bench
+
+    rates, file_mb = run_warc_bench(get_settings(), pages=pages, sample=sample, push=push)
+    sys.stdout.write(render(rates, file_mb))
