@@ -60,15 +60,9 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    url = os.environ.get("NEWSFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[Stack]:
+    url = redis_url
     client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-    except redis.RedisError:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"Redis does not answer at {url}")
-        pytest.skip(f"Redis does not answer at {url}")
     folder = tmp_path_factory.mktemp("console")
     storage_url = f"sqlite:///{folder}/newsflow.db"
     port = free_port()
