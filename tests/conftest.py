@@ -160,7 +160,7 @@ class ServiceProcess:
         assert process.stdout is not None
         for line in process.stdout:
             self.lines.append(line.rstrip("\n"))
-            if '"stage.started"' in line:
+            if '"stage.started"' in line or '"api.started"' in line:
                 self._started.set()
 
     def stop(self, *, kill: bool = False, timeout: float = 30.0) -> int:

@@ -165,6 +165,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok", "service": "api"}
 
 
+@app.get("/readyz", summary="Storage has the schema this API reads, and Redis answers (no token needed)",
+         responses={503: {"description": "not ready: storage or Redis unavailable, or the schema is behind"}})
+async def readyz() -> JSONResponse:
+    try:
+        version = await storage.schema_version()
+        await redis.ping()
+    except (TransientError, RedisError, OSError) as error:
+        return JSONResponse({"status": "unready", "reason": type(error).__name__}, status_code=503)
+    if version < LATEST_VERSION:
+        return JSONResponse({"status": "unready", "reason": f"schema version {version}, needs {LATEST_VERSION}"},
+                            status_code=503)
+    return JSONResponse({"status": "ready", "service": "api"})
+
+
 @app.get("/articles", response_model=ArticlePageOut, dependencies=[Depends(reader)],
          summary="Search and filter stored articles, a page at a time",
          responses={401: {"description": "missing or wrong bearer token"},

@@ -106,13 +106,13 @@ def test_every_variable_is_documented_and_every_secret_is_required() -> None:
 
 def test_services_scale_restart_and_stay_off_public_interfaces() -> None:
     document = interpolate(compose(), generated_env())
-    assert set(newsflow_services(document)) == set(STAGES)
+    assert set(newsflow_services(document)) == {*STAGES, "api"}
     for name, spec in document["services"].items():
         assert "container_name" not in spec, f"{name}: container_name prevents --scale"
         assert spec["restart"] == "unless-stopped", name
         assert spec["healthcheck"]["test"], name
     published = {name: spec.get("ports", []) for name, spec in document["services"].items()}
-    assert {name for name, ports in published.items() if ports} == {"redis", "ingest"}
+    assert {name for name, ports in published.items() if ports} == {"redis", "ingest", "api"}
     for ports in published.values():
         assert all(str(port).startswith("127.0.0.1:") for port in ports), ports
     redis_spec = document["services"]["redis"]
@@ -177,6 +177,9 @@ def test_commands_and_healthchecks_match_the_code() -> None:
         assert args == [name]
         healthcheck = " ".join(spec["healthcheck"]["test"][1:])
         [path] = re.findall(r"'(/[a-z]+)'", healthcheck)
+        if name == "api":  # its own app; test_each_service_runs_as_compose_runs_it runs the healthcheck on it
+            assert path == "/healthz"
+            continue
         routes = {route.path for route in build_app(name, "s", "g", Settings(), redis.asyncio.Redis()).routes}
         assert path in routes, f"{name}: healthcheck hits {path}, which the service does not serve"
 
@@ -236,6 +239,14 @@ def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env:
     assert operator.xlen(f"{prefix}:raw") == 2  # ingest's and the producer's
     with pytest.raises(redis.exceptions.NoPermissionError):
         operator.config_get("*")
+    api = acl_redis.client("api", stack_env["REDIS_API_PASSWORD"])
+    entry = api.xadd(f"{prefix}:dlq", {"data": b"{}"})  # a replay: XADD to a stage's input, XDEL from the DLQ
+    assert api.xdel(f"{prefix}:dlq", entry) == 1 and api.xlen(f"{prefix}:raw") == 2
+    for forbidden in (f"{prefix}:dedup:x", "other:raw"):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            api.xadd(forbidden, {"data": b"{}"})
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        api.flushall()
     with pytest.raises(redis.exceptions.AuthenticationError):
         acl_redis.client("ingest", stack_env["REDIS_CLEAN_PASSWORD"]).ping()
 
@@ -268,7 +279,7 @@ def test_each_service_runs_as_compose_runs_it(
 ) -> None:
     document = compose()
     services: dict[str, tuple[ServiceProcess, dict[str, str]]] = {}
-    for name in reversed(STAGES):  # downstream first, as compose would have them all up
+    for name in ("api", *reversed(STAGES)):  # downstream first, as compose would have them all up
         spec = newsflow_services(document)[name]
         env = service_environment(spec, stack_env, acl_redis.port, tmp_path, free_port())
         # The image's entrypoint is `newsflow`: run the same command line through this checkout's CLI.
@@ -310,6 +321,15 @@ def test_each_service_runs_as_compose_runs_it(
         raise AssertionError(f"{exc}\n{report()}") from None
     [published] = published_ids()
     assert json.loads(published)["id"] == queued["article_id"]
+    # The read API finds it, and its console reads the pipeline as the `api` ACL user.
+    api_base = f"http://127.0.0.1:{services['api'][1]['NEWSFLOW_HTTP_PORT']}"
+    found = httpx.get(f"{api_base}/articles", params={"q": "Shoigu", "fields": "id"},
+                      headers={"Authorization": f"Bearer {stack_env['NEWSFLOW_READ_TOKEN']}"})
+    assert [item["id"] for item in found.json()["items"]] == [queued["article_id"]], found.text
+    with httpx.Client(base_url=api_base) as console:
+        console.post("/console/login", data={"token": stack_env["NEWSFLOW_READ_TOKEN"]})
+        pipeline = console.get("/console/pipeline")
+        assert pipeline.status_code == 200 and 'id="stage-publish"' in pipeline.text
     for stream in ("raw", "ingested", "cleaned", "enriched"):
         assert (
             operator.xpending(f"{prefix}:{stream}", STAGES[("raw", "ingested", "cleaned", "enriched").index(stream)])[
