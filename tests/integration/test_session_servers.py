@@ -14,9 +14,20 @@ import pytest
 import redis
 
 from tests.conftest import ROOT, wait_for
-from tests.servers import POSTGRES_INSTALL, PostgresUnavailable, SessionServers, free_port, process_alive
+from tests.servers import (
+    POSTGRES_INSTALL,
+    PostgresUnavailable,
+    SessionServers,
+    free_port,
+    postgres_binaries_missing,
+    process_alive,
+)
 
 pytestmark = pytest.mark.integration
+# The inner sessions below start a private PostgreSQL cluster.
+needs_postgres_binaries = pytest.mark.skipif(
+    postgres_binaries_missing() is not None, reason=postgres_binaries_missing() or ""
+)
 
 # Run by an inner pytest session with this suite's conftest: reports the servers it got, then fails, waits or passes.
 INNER_TEST = """
@@ -86,6 +97,7 @@ def private_servers_gone(report: dict[str, Any]) -> bool:
     return not any(process_alive(pid) for pid in pids) and not any(Path(d).exists() for d in dirs)
 
 
+@needs_postgres_binaries
 def test_private_postgres_stands_in_and_is_stopped_after_a_failing_test(redis_url: str, tmp_path: Path) -> None:
     process, report_file = inner_session(tmp_path, redis_url=redis_url, postgres_url=closed_postgres_url(), then="fail")
     output, _ = process.communicate(timeout=180)
@@ -105,6 +117,7 @@ def test_private_postgres_stands_in_and_is_stopped_after_a_failing_test(redis_ur
     assert not Path(report["postgres_dir"]).exists()
 
 
+@needs_postgres_binaries
 def test_ctrl_c_stops_the_private_servers(tmp_path: Path) -> None:
     process, report_file = inner_session(
         tmp_path, redis_url=closed_redis_url(), postgres_url=closed_postgres_url(), then="wait"
@@ -123,6 +136,7 @@ def test_ctrl_c_stops_the_private_servers(tmp_path: Path) -> None:
     assert private_servers_gone(report), report
 
 
+@needs_postgres_binaries
 def test_a_killed_session_leaves_no_server_behind(tmp_path: Path) -> None:
     process, report_file = inner_session(
         tmp_path, redis_url=closed_redis_url(), postgres_url=closed_postgres_url(), then="wait"
