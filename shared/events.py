@@ -90,6 +90,9 @@ class CleanSection(Event):
     language_declared: str | None = None
     extractor: str
     dropped: dict[str, int] = Field(default_factory=dict, description="removed lines by kind")
+    word_count: int | None = Field(
+        default=None, description="body words; in scripts written without spaces, characters-equivalent"
+    )
     content_type: ContentType = Field(
         default="article",
         description="article, brief (a short item), results (scores, tables, lists of figures), listing (an index or "

@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     trim_interval_s: float = Field(default=60.0, gt=0)
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
     max_article_bytes: int = Field(default=5_000_000, ge=1_000)
-    min_body_words: int = Field(default=20, ge=0)
+    min_body_words: int = Field(default=5, ge=0)
     spacy_model: str = "en_core_web_sm"
     words_per_minute: int = Field(default=230, ge=50)
     service_version: str = "0.1.0"

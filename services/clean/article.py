@@ -7,8 +7,9 @@ import re
 from collections import Counter
 from datetime import datetime
 
+from services.clean.contenttype import TEASER_WORDS, PageSignals, classify, has_readable_content, paywall_prompt
 from services.clean.html import extract_html
-from services.clean.lines import SourceRef, count_words, ends_like_sentence, normalise_domain, parse_datetime
+from services.clean.lines import SourceRef, count_words, first_sentence, normalise_domain, parse_datetime
 from services.clean.text import extract_text
 from services.clean.unicode import repair_text
 from shared.errors import Rejected
@@ -27,9 +28,6 @@ _ERROR_PAGE = re.compile(
     r"does\s+not|doesn['’]t|is\s+no\s+longer)|access\s+denied)\b",
     re.IGNORECASE,
 )
-_SENTENCE_PUNCTUATION = re.compile(r"[.!?。！？]")
-# Thai, Lao, Khmer and Myanmar separate sentences with spaces, not punctuation.
-_UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff]")
 # A "text" article that is really a whole HTML document (a scraper that saved the page) goes through HTML mode.
 _HTML_DOCUMENT = re.compile(r"\s*(?:<\?xml[^>]*>\s*)?(?:<!doctype\s+html|<html[\s>])", re.IGNORECASE)
 _BINARY_SHARE = 0.05
@@ -46,8 +44,9 @@ def _plain_title(title: str) -> str | None:
     return " ".join(repair_text(text).split()) or None
 
 
-def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection:
-    """Extract the article from `ingest.content`; raise `Rejected` when the page is not an article."""
+def clean_article(ingest: IngestSection, *, min_words: int = 5) -> CleanSection:
+    """Extract the article from `ingest.content` and type it; raise `Rejected` when nothing on the page is news:
+    empty or binary content, an HTTP error page, a login wall with no story, menus with no prose or figures."""
     content = ingest.content
     # `isspace` answers at the first visible character; `strip` would copy a 400 kB page to learn the same.
     if not content or content.isspace():
@@ -55,6 +54,7 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
     sample = content[:20_000]
     if len(_NON_TEXT.findall(sample)) > _BINARY_SHARE * len(sample):
         raise Rejected("not_an_article", "the content looks like binary data, not text")
+    signals = PageSignals()
 
     # A client-given title is text, never markup: tags are dropped and entities decoded before anything else.
     title_hint = _plain_title(ingest.title) if ingest.title else None
@@ -73,12 +73,15 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
             page.site_name,
             page.url,
         )
+        signals = page.signals
     else:
         text = extract_text(content, title_hint=title_hint)
         title, paragraphs, authors, published = text.title, text.paragraphs, text.authors, text.published_at
         extractor, dropped, source = "text-rules", text.dropped, text.source
 
     if not paragraphs:
+        if signals.paywalled or _prompt_in_text_page(ingest):
+            raise Rejected("login_or_paywall", "a login or paywall page with no story")
         raise Rejected("no_article_text", "no article text left after removing page furniture")
     body = "\n\n".join(paragraphs)
     # No word spans a paragraph break, so the body's count is the sum of its paragraphs', whose words the line rules
@@ -87,11 +90,23 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
     words = sum(paragraph_words)
     title = title_hint or title or _title_from_body(paragraphs[0])
     if words < _ERROR_PAGE_MAX_WORDS and (_ERROR_PAGE.search(title) or _ERROR_PAGE.search(paragraphs[0])):
-        raise Rejected("not_an_article", f"looks like an error page: {title[:80]!r}")
-    if _is_link_list(paragraphs, paragraph_words):
-        raise Rejected("not_an_article", "the page is a list of links or headlines, not an article")
+        raise Rejected("error_page", f"looks like an HTTP error page: {title[:80]!r}")
     if words < min_words:
-        raise Rejected("too_short", f"the article body has {words} words, fewer than {min_words}")
+        raise Rejected("too_short", f"the body has {words} words, fewer than {min_words}")
+    if not has_readable_content(paragraphs, paragraph_words):
+        raise Rejected("not_an_article", "only navigation: no prose or figures on the page")
+    # Only a short page can be a wall's teaser; longer ones never pay for the prompt search.
+    if (
+        not signals.paywalled
+        and words < TEASER_WORDS
+        and (any(map(paywall_prompt, paragraphs)) or _prompt_in_text_page(ingest))
+    ):
+        signals = PageSignals(liveblog=signals.liveblog, paywalled=True)
+    content_type = classify(title, paragraphs, paragraph_words, signals)
+    if content_type == "login_or_paywall":
+        teaser = [(p, n) for p, n in zip(paragraphs, paragraph_words, strict=True) if not paywall_prompt(p)]
+        if not has_readable_content([p for p, _ in teaser], [n for _, n in teaser]):
+            raise Rejected("login_or_paywall", f"a login or paywall page with no story: {title[:80]!r}")
 
     client_source = repair_text(ingest.source).strip() if ingest.source else None
     client_domain = normalise_domain(client_source) if client_source and " " not in client_source else None
@@ -113,7 +128,14 @@ def clean_article(ingest: IngestSection, *, min_words: int = 20) -> CleanSection
         language_declared=language,
         extractor=extractor,
         dropped=dict(dropped),
+        word_count=words,
+        content_type=content_type,
     )
+
+
+def _prompt_in_text_page(ingest: IngestSection) -> bool:
+    """A login or subscription prompt anywhere in a text page: text mode often drops that line as furniture."""
+    return ingest.kind == "text" and paywall_prompt(ingest.content[:50_000])
 
 
 def _client_date(value: str | None) -> datetime | None:
@@ -123,27 +145,7 @@ def _client_date(value: str | None) -> datetime | None:
 
 def _title_from_body(first_paragraph: str) -> str:
     """No headline on the page: the lede's first sentence, cut at a word boundary."""
-    sentence = re.split(r"(?<=[.!?])\s", first_paragraph, maxsplit=1)[0]
+    sentence = first_sentence(first_paragraph)
     if len(sentence) <= _FALLBACK_TITLE_CHARS:
         return sentence
     return sentence[:_FALLBACK_TITLE_CHARS].rsplit(" ", 1)[0] + "…"
-
-
-def _is_link_list(paragraphs: list[str], paragraph_words: list[int]) -> bool:
-    """Many short headline-like lines and little running prose: an index page or a link farm.
-
-    `paragraph_words` holds `count_words` of each paragraph.
-    """
-    text = "\n".join(paragraphs)
-    # Running text in a spaced script always has sentence punctuation somewhere; a wall of headlines has none.
-    if sum(paragraph_words) >= 30 and not _SENTENCE_PUNCTUATION.search(text) and not _UNSPACED.search(text):
-        return True
-    if len(paragraphs) < 8:
-        return False
-    prose_words = 0
-    total_words = 0
-    for paragraph, count in zip(paragraphs, paragraph_words, strict=True):
-        total_words += count
-        if count > 30 or (count >= 8 and ends_like_sentence(paragraph)):
-            prose_words += count
-    return prose_words < 0.3 * total_words

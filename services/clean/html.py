@@ -13,6 +13,7 @@ import trafilatura
 from htmldate import find_date
 from lxml.html import HtmlElement
 
+from services.clean.contenttype import PageSignals
 from services.clean.ensemble import head_lines, readability_lines, unconfirmed_lines
 from services.clean.htmlmeta import PageMeta, read_page_meta
 from services.clean.htmlparse import PageParts, parse_html, strip_inert_elements, walk_page
@@ -92,6 +93,7 @@ class HtmlExtraction:
     url: str | None = None
     language_declared: str | None = None
     dropped: Counter[str] = field(default_factory=Counter)
+    signals: PageSignals = field(default_factory=PageSignals)
 
 
 def declared_language(html: str) -> str | None:
@@ -203,9 +205,9 @@ def _run_trafilatura(html: str, url: str | None, result: HtmlExtraction) -> tupl
 
 def _apply_page_meta(meta: PageMeta, result: HtmlExtraction, url: str | None, tree: HtmlElement) -> None:
     result.site_name = _clean_meta(meta.site_name)
+    result.signals = PageSignals(liveblog=meta.liveblog, paywalled=meta.paywalled)
     result.url = _clean_meta(meta.url)
-    title = _clean_meta(meta.title)
-    result.title = strip_site_name(title, result.site_name, result.url or url) if title else None
+    result.title = _declared_headline(meta.titles, result.site_name, result.url or url)
     result.published_at = parse_datetime(meta.published) if meta.published else None
     authors = [name for raw in meta.authors for name in _split_authors(raw)]
     for text in meta.byline_texts if not authors else []:
@@ -216,6 +218,24 @@ def _apply_page_meta(meta: PageMeta, result: HtmlExtraction, url: str | None, tr
     result.authors = _plausible_authors(authors, result.site_name, result.url or url)
     if result.published_at is None:
         result.published_at = _date_in_url(result.url or url) or _date_in_page(tree)
+
+
+def _declared_headline(titles: list[str], site_name: str | None, url: str | None) -> str | None:
+    """The first declared title that is not just the site's name ("The Daily Planet" as og:title), site suffixes
+    stripped."""
+    site_keys = {_alnum(site_name)} if site_name else set()
+    domain = normalise_domain(url) if url else None
+    if domain:
+        site_keys.add(_alnum(domain.split(".")[0]))
+    site_keys.discard("")
+    for raw in titles:
+        title = _clean_meta(raw)
+        if not title:
+            continue
+        title = strip_site_name(title, site_name, url)
+        if _alnum(title) not in site_keys:
+            return title
+    return None
 
 
 def _date_in_page(tree: HtmlElement) -> datetime | None:

@@ -29,11 +29,16 @@ class PageMeta:
     """What the page declares about itself; every field may be missing."""
 
     title: str | None = None
+    # Every declared title in order of preference (schema.org, OpenGraph, Twitter, Dublin Core, <h1>, <title>).
+    titles: list[str] = field(default_factory=list)
     authors: list[str] = field(default_factory=list)
     published: str | None = None
     site_name: str | None = None
     url: str | None = None
     byline_texts: list[str] = field(default_factory=list)
+    liveblog: bool = False
+    # schema.org `isAccessibleForFree: false`, the markup news sites give paywalled stories.
+    paywalled: bool = False
 
 
 @dataclass
@@ -112,13 +117,17 @@ def read_page_meta(tree: HtmlElement, declarations: Iterable[HtmlElement] | None
     found = _declarations(tree.iter(*DECLARATION_TAGS) if declarations is None else declarations)
     tags, ld = found.tags, found.ld
 
-    meta.title = _first(
+    declared = (
         _text(ld.get("headline")),
         tags.get("og:title"),
         tags.get("twitter:title"),
         tags.get("dc.title"),
         _headline(found.first_h1, found.head_title),
+        found.first_h1,
+        found.head_title,
     )
+    meta.titles = [title for title in dict.fromkeys(declared) if title]
+    meta.title = meta.titles[0] if meta.titles else None
     meta.site_name = _first(
         tags.get("og:site_name"),
         _text(_name_of(ld.get("publisher"))),
@@ -143,6 +152,9 @@ def read_page_meta(tree: HtmlElement, declarations: Iterable[HtmlElement] | None
         _first(tags.get("author"), tags.get("article:author"), tags.get("dc.creator"), tags.get("byl"))
     )
     meta.byline_texts = [] if meta.authors else _byline_texts(tree)
+    kind = ld.get("@type")
+    meta.liveblog = any(k == "LiveBlogPosting" for k in (kind if isinstance(kind, list) else [kind]))
+    meta.paywalled = str(ld.get("isAccessibleForFree", "")).strip().lower() == "false"
     return meta
 
 

@@ -19,6 +19,7 @@ from services.clean.lines import (
     is_role_line,
     parse_byline,
     parse_date_line,
+    parse_place_dateline,
     parse_source,
     words_of,
 )
@@ -43,6 +44,10 @@ _MIN_HEADLINE_WORDS = 3
 _SENTENCE_HEADLINE_WORDS = 20
 # Where the head of the page may still be, counted in lines (a site menu can take twenty).
 _HEAD_SCAN_UNITS = 3 * _TITLE_WINDOW
+# The lines a headline sits over.
+_HEAD_ANCHORS = (LineKind.BYLINE, LineKind.DATE, LineKind.DATELINE)
+# Title Case: at least this share of the words of four letters or more start with a capital.
+_HEADLINE_CASED_SHARE = 0.8
 _INITIALISM_END = re.compile(r"(?:\b[A-Z]\.){2,}$")
 _MIN_PROSE_WORDS = 8
 # A module between paragraphs: a heading of at most six words over at most five headlines of at most 15 words.
@@ -51,8 +56,12 @@ _MAX_MODULE_ITEMS = 5
 _MIN_MODULE_ITEMS = 2
 _MODULE_ITEM_WORDS = 15
 _CLOSING_MARKS = "”\"'’」)"
+# The marks that end a statement (not a question or an exclamation) in the scripts news comes in.
+_FULL_STOPS = (".", "。", "।", "።", "۔", "။", "។")
 _BULLET_ITEM = re.compile(r"^\s*(?:[-*•–]|\d+[.)])\s")
 _READING_TIME = re.compile(r"^\d+\s*min(?:ute)?s?\s+read$", re.IGNORECASE)
+# Under this share of lines going on in lower case after a full-width line, the lines are not wrapped prose.
+_WRAPPED_LOWER_SHARE = 0.25
 # Menus: at least this many lines in a row of at most this many words each.
 _MIN_MENU_RUN = 3
 _MENU_ITEM_WORDS = 3
@@ -93,7 +102,7 @@ def split_units(text: str) -> list[str]:
             line = raw.strip()
             if not line:
                 continue
-            if _standalone_kind(line) is not None:
+            if _standalone_kind(line) is not None or (len(line) < 0.6 * wrap_width and _is_dateline(line)):
                 # Furniture glued under a wrapped paragraph is never part of it.
                 if current:
                     units.append(" ".join(current))
@@ -119,9 +128,18 @@ def _wrap_width(lines: list[str]) -> int | None:
         return None
     near_width = [line for line in long_lines if len(line) >= 0.75 * width]
     open_ended = [line for line in near_width if not ends_like_sentence(line)]
-    if len(near_width) >= 0.5 * len(long_lines) and len(open_ended) >= 0.5 * len(near_width):
-        return width
-    return None
+    if len(near_width) < 0.5 * len(long_lines) or len(open_ended) < 0.5 * len(near_width):
+        return None
+    # A wrapped sentence goes on in lower case on the next line; a list of headlines starts every line anew.
+    starts = [lines[i + 1][0] for i, line in enumerate(lines[:-1]) if len(line) >= 0.75 * width]
+    cased = [ch for ch in starts if ch.isupper() or ch.islower()]
+    if len(cased) >= _MIN_MENU_RUN and sum(1 for ch in cased if ch.islower()) < _WRAPPED_LOWER_SHARE * len(cased):
+        return None
+    return width
+
+
+def _is_dateline(text: str) -> bool:
+    return parse_date_line(text) is not None or parse_place_dateline(text) is not None
 
 
 def _standalone_kind(text: str) -> LineKind | None:
@@ -154,7 +172,7 @@ def extract_text(content: str, *, title_hint: str | None = None) -> TextExtracti
     seen: set[str] = set()
     title_key = matching_form(result.title) if result.title else None
     for unit in units:
-        if unit.kind is LineKind.BODY:
+        if unit.kind is LineKind.BODY or unit.kind is LineKind.DATELINE:
             key = matching_form(unit.text)
             if key in seen or key == title_key:
                 unit.kind = LineKind.DUPLICATE
@@ -208,9 +226,10 @@ def _mark_repeated_short_lines(units: list[_Unit]) -> None:
 
 
 def _is_prose(text: str) -> bool:
-    """A paragraph of running text: several words ending like a sentence, or simply long."""
-    words = words_of(text)
-    return len(words) > _MAX_TITLE_WORDS or (len(words) >= _MIN_PROSE_WORDS and ends_like_sentence(text))
+    """A paragraph of running text: several words ending like a sentence, or simply long (words counted as in scripts
+    written without spaces too: a Thai or Chinese paragraph is a few runs of letters between its spaces or commas)."""
+    words = count_words(text)
+    return words > _MAX_TITLE_WORDS or (words >= _MIN_PROSE_WORDS and ends_like_sentence(text))
 
 
 def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | None) -> int:
@@ -219,7 +238,10 @@ def _mark_head(units: list[_Unit], result: TextExtraction, title_hint: str | Non
         (
             i
             for i, unit in enumerate(units)
-            if unit.kind is LineKind.BODY and _is_prose(unit.text) and not _headline_over_byline(units, i)
+            if unit.kind is LineKind.BODY
+            and _is_prose(unit.text)
+            and not _headline_over_byline(units, i)
+            and not (i < _TITLE_WINDOW and _headline_cased(unit.text))
         ),
         len(units),
     )
@@ -293,7 +315,7 @@ def _mark_trailing_modules(units: list[_Unit]) -> None:
     cut = None
     for index in range(len(units) - 1, -1, -1):
         unit = units[index]
-        if unit.kind is LineKind.BODY and _reads_as_prose(unit.text):
+        if unit.kind is LineKind.BODY and _is_prose(unit.text):
             break
         if unit.kind is not LineKind.TITLE and MODULE_HEADING.match(unit.text):
             cut = index
@@ -307,7 +329,7 @@ def _mark_trailing_modules(units: list[_Unit]) -> None:
     ]
     if headings:
         # Most pages have no comment heading; only those pay for weighing the prose above each one.
-        prose_words = [count_words(unit.text) if _reads_as_prose(unit.text) else 0 for unit in units]
+        prose_words = [count_words(unit.text) if _is_prose(unit.text) else 0 for unit in units]
         total = sum(prose_words)
         for heading in headings:
             above = sum(prose_words[index] for index in range(heading) if units[index].kind is LineKind.BODY)
@@ -338,7 +360,7 @@ def _mark_inline_modules(units: list[_Unit]) -> None:
             if (
                 follower.kind is not LineKind.BODY
                 or len(words_of(text)) > _MODULE_ITEM_WORDS
-                or text.rstrip(_CLOSING_MARKS).endswith((".", "。"))
+                or text.rstrip(_CLOSING_MARKS).endswith(_FULL_STOPS)
                 or _BULLET_ITEM.match(text)
             ):
                 break
@@ -349,42 +371,58 @@ def _mark_inline_modules(units: list[_Unit]) -> None:
                 item.kind = LineKind.INTERSTITIAL
 
 
-def _reads_as_prose(text: str) -> bool:
-    """`_is_prose`, with words counted as in scripts written without spaces too (a Chinese paragraph is one run of
-    letters between its commas)."""
-    return _is_prose(text) or (count_words(text) >= _MIN_PROSE_WORDS and ends_like_sentence(text))
-
-
 def _choose_title(units: list[_Unit], head: list[int]) -> int | None:
     """The headline: the last headline-shaped line above the byline/dateline, else the first substantial one."""
-    candidates = [i for i in head if units[i].kind is LineKind.BODY and _headline_shaped(units[i].text)]
-    if not candidates:
-        return None
-    anchor = next((i for i in head if units[i].kind in (LineKind.BYLINE, LineKind.DATE)), None)
+    anchor = next((i for i in head if units[i].kind in _HEAD_ANCHORS), None)
+    candidates = [
+        i
+        for i in head
+        if units[i].kind is LineKind.BODY and _headline_shaped(units[i].text, full_stop=_headline_cased(units[i].text))
+    ]
     if anchor is not None:
         above = [i for i in candidates if i < anchor]
         # A name alone ("Dana Whitfield"), a job title ("Brussels correspondent") or a reading time ("6 min read")
         # between the headline and the dateline is the byline's company, not the headline.
-        while len(above) > 1 and (
-            _READING_TIME.match(units[above[-1]].text)
-            or is_role_line(units[above[-1]].text)
-            or parse_byline(units[above[-1]].text, allow_bare_name=True) is not None
-        ):
+        while len(above) > 1 and _byline_company(units[above[-1]].text):
             above.pop()
+        if not above or _byline_company(units[above[-1]].text):
+            # Wire copy closes its headline with a full stop ("Cofinec plunges on H1 results ."): a short line over
+            # the byline and dateline is the headline when nothing above them is headline-shaped.
+            limit = above[-1] if above else anchor
+            over = [i for i in head if i < limit and units[i].kind is LineKind.BODY]
+            if over and _headline_shaped(units[over[-1]].text, full_stop=True):
+                above = [over[-1]]
         if above:
             return above[-1]
+    if not candidates:
+        return None
     substantial = [i for i in candidates if count_words(units[i].text) >= _MIN_HEADLINE_WORDS]
     return substantial[0] if substantial else candidates[0]
 
 
-def _headline_shaped(text: str, min_words: int = 1) -> bool:
+def _byline_company(text: str) -> bool:
+    return bool(_READING_TIME.match(text) or is_role_line(text) or parse_byline(text, allow_bare_name=True) is not None)
+
+
+def _headline_cased(text: str) -> bool:
+    """Title Case or capitals ("Mom Smoked Meth. We're Still Paying", "POLISH NBP REFRAINS ..."): how headlines are
+    set, and prose never is; such a line may end with a full stop and still be the headline."""
+    words = [word for word in words_of(text) if len(word) >= 4 and word[0].isalpha()]
+    if len(words) < _MIN_HEADLINE_WORDS or len(words_of(text)) > _SENTENCE_HEADLINE_WORDS:
+        return False
+    return sum(1 for word in words if word[0].isupper()) >= _HEADLINE_CASED_SHARE * len(words)
+
+
+def _headline_shaped(text: str, min_words: int = 1, *, full_stop: bool = False) -> bool:
     words = words_of(text)
     ending = text.rstrip("”\"'’」")
+    if full_stop:  # a headline set in Title Case or capitals, or one over a dateline, may end on a full stop
+        return min_words <= len(words) <= _SENTENCE_HEADLINE_WORDS and len(text) <= _MAX_TITLE_CHARS
     return (
         min_words <= len(words) <= _MAX_TITLE_WORDS
         and len(text) <= _MAX_TITLE_CHARS
         # Headlines carry no full stop, though one may end on an initialism ("… Underneath N.Y.C.").
-        and (not ending.endswith((".", "。")) or bool(_INITIALISM_END.search(ending)))
+        and (not ending.endswith(_FULL_STOPS) or bool(_INITIALISM_END.search(ending)))
     )
 
 
@@ -396,7 +434,7 @@ def _headline_over_byline(units: list[_Unit], index: int) -> bool:
     if len(words_of(units[index].text)) > _SENTENCE_HEADLINE_WORDS:
         return False
     below = units[index + 1].text
-    return parse_byline(below) is not None or parse_date_line(below) is not None
+    return parse_byline(below) is not None or _is_dateline(below)
 
 
 def _take_byline_or_date(
@@ -413,6 +451,13 @@ def _take_byline_or_date(
         dated = next((found for found in map(parse_date_line, parts) if found), None)
         if dated and result.published_at is None:
             result.published_at = dated[0]
+        return True
+    place = parse_place_dateline(unit.text)
+    if place is not None:
+        # "SEOUL 1996-08-30", "BUFFALO, N.Y. (AP) —": a wire dateline on its own line, never the headline.
+        unit.kind = LineKind.DATELINE
+        if place[1] is not None and result.published_at is None:
+            result.published_at = place[1]
         return True
     dated = parse_date_line(unit.text)
     if dated:

@@ -19,10 +19,11 @@ _FTFY_CONFIG = ftfy.TextFixerConfig(
 )
 
 # Characters dropped outright: zero-width and bidi-control characters, which carry no meaning in plain article text
-# (ZWJ, U+200D, is kept because it joins emoji sequences and Indic conjuncts), and C0/C1 controls except tab and
-# newline (carriage returns are normalised to newlines before this runs).
+# (ZWJ, U+200D, is kept because it joins emoji sequences and Indic conjuncts, and ZWNJ, U+200C, because Persian and
+# Indic spelling needs it: "می‌دهد"), and C0/C1 controls except tab and newline (carriage returns are normalised to
+# newlines before this runs).
 _DROPPED_CHARS = (
-    "\u200b\u200c\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+    "\u200b\u200e\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff\u00ad\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 )
 _DROPPED = re.compile(f"[{_DROPPED_CHARS}]")
 # Horizontal spaces other than a plain space; runs of horizontal space collapse to one plain space.

@@ -128,11 +128,12 @@ class Enricher:
 
     def _prepare(self, article: CleanedArticle) -> PreparedArticle:
         clean = article.clean
-        word_count = len(clean.body.split())
+        # Clean counts Chinese or Thai in characters-equivalent; a split on spaces would make a story one "word".
+        word_count = clean.word_count if clean.word_count is not None else len(clean.body.split())
         language, confidence = self.language.identify(f"{clean.title}\n{clean.body}")
         item = PreparedArticle(article, language, confidence, word_count)
         if language is None:
-            item.skipped["language"] = "too little text to identify the language"
+            item.skipped["language"] = "too little text, or no language clearly ahead of the others"
             # Latin-script text too short to identify is most likely English here; NER on it is cheap and harmless.
             item.run_ner = bool(clean.body.strip() or clean.title.strip()) and clean.body.isascii()
         elif language in NER_LANGUAGES:

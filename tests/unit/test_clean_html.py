@@ -196,14 +196,15 @@ def test_404_page_is_rejected() -> None:
     )
     with pytest.raises(Rejected) as caught:
         clean(html)
-    assert caught.value.reason in {"not_an_article", "too_short", "no_article_text"}
+    assert caught.value.reason == "error_page"
 
 
-def test_page_of_links_is_rejected() -> None:
+def test_page_of_links_is_a_listing_or_has_no_article_text() -> None:
     links = "".join(f"<li><a href='/story/{i}'>Headline number {i} about the city</a></li>" for i in range(60))
-    with pytest.raises(Rejected) as caught:
-        clean(f"<html><body><ul>{links}</ul></body></html>")
-    assert caught.value.reason in {"not_an_article", "no_article_text"}
+    try:
+        assert clean(f"<html><body><ul>{links}</ul></body></html>").content_type == "listing"
+    except Rejected as rejected:  # trafilatura may keep none of a page that is all links
+        assert rejected.reason == "no_article_text"
 
 
 def test_scripts_and_styles_only_is_rejected_as_no_text() -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from newsflow.inputs import RawInput
+from newsflow.process import Failure, LocalPipeline
 from services.enrich.casing import build_evidence, restore_case
 from services.enrich.category import is_sport
 from services.enrich.enricher import Enricher
@@ -158,20 +162,54 @@ def predict_news(enricher: Enricher, texts: list[str]) -> Iterator[set[Pair]]:
             }
 
 
-def evaluate(documents: Iterable[Document], enricher: Enricher) -> dict[str, Scores]:
-    """Scores of the bare model and of the news pipeline over the documents."""
+@dataclass
+class ProcessOutcome:
+    """What `newsflow process` made of the documents: records kept (by content type) and inputs rejected (by
+    reason)."""
+
+    kept: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+
+
+def predict_process(pipeline: LocalPipeline, texts: list[str], outcome: ProcessOutcome) -> Iterator[set[Pair]]:
+    """The whole `process` path, clean included: each text as a raw article, entities read from the stored record
+    (title and body); a rejected document predicts nothing."""
+    items = [RawInput(f"conll:{index}", {"text": text}) for index, text in enumerate(texts)]
+    for result in pipeline.run(items):
+        if isinstance(result, Failure):
+            outcome.rejected[result.reason] += 1
+            yield set()
+            continue
+        outcome.kept[result.content_type] += 1
+        yield {
+            (mention.text, kind)
+            for entity in result.entities
+            if (kind := fold(entity.label))
+            for mention in entity.mentions
+        }
+
+
+def evaluate(
+    documents: Iterable[Document], enricher: Enricher, pipeline: LocalPipeline | None = None
+) -> tuple[dict[str, Scores], ProcessOutcome]:
+    """Scores of the bare model, the enrich pipeline on the raw text, and (with `pipeline`) the whole process path."""
     docs = list(documents)
     texts = [d.text for d in docs]
+    outcome = ProcessOutcome()
     results: dict[str, Scores] = {"bare": Scores(), "news": Scores()}
     for name, predict in (("bare", predict_bare), ("news", predict_news)):
         for document, predicted in zip(docs, predict(enricher, texts), strict=True):
             results[name].add(predicted, document.gold)
-    return results
+    if pipeline is not None:
+        results["process"] = Scores()
+        for document, predicted in zip(docs, predict_process(pipeline, texts, outcome), strict=True):
+            results["process"].add(predicted, document.gold)
+    return results, outcome
 
 
 def run_ner_eval(path: Path, *, as_json: bool = False, limit: int | None = None) -> int:
     """Print P/R/F1 overall and per type for both systems; exit status 0, or 2 when the file is unusable."""
-    console = Console()
+    console = Console(width=140) if not sys.stdout.isatty() else Console()
     if path.is_dir():  # the folder holding one CoNLL file (as ../shared/data/ner-dev does)
         found = sorted(p for p in path.iterdir() if p.suffix in (".txt", ".conll") and p.name != "SOURCE.md")
         path = found[0] if len(found) == 1 else path
@@ -183,14 +221,16 @@ def run_ner_eval(path: Path, *, as_json: bool = False, limit: int | None = None)
         console.print(f"[red]no documents in[/red] {path}")
         return 2
     started = time.perf_counter()
-    enricher = Enricher(Settings())
-    results = evaluate(documents, enricher)
+    pipeline = LocalPipeline(Settings())
+    results, outcome = evaluate(documents, pipeline.enricher, pipeline)
     elapsed = time.perf_counter() - started
     if as_json:
         payload = {
             "documents": len(documents),
             "gold_entities": sum(len(d.gold) for d in documents),
             "seconds": round(elapsed, 2),
+            "process_kept": dict(outcome.kept),
+            "process_rejected": dict(outcome.rejected),
             **{name: scores.as_dict() for name, scores in results.items()},
         }
         print(json.dumps(payload, indent=2))
@@ -206,5 +246,14 @@ def run_ner_eval(path: Path, *, as_json: bool = False, limit: int | None = None)
             row += [f"{value:.3f}" for value in scores.prf(kind)]
         table.add_row(*row)
     console.print(table)
-    console.print(f"bare = spaCy model alone; news = enrich pipeline. {elapsed:.1f}s")
+    kept, rejected = sum(outcome.kept.values()), sum(outcome.rejected.values())
+    reasons = ", ".join(f"{count} {reason}" for reason, count in outcome.rejected.most_common())
+    console.print(
+        "bare = spaCy model alone; news = enrich on the raw text; process = `newsflow process` (ingest, clean, "
+        f"enrich) with a rejected document scored as empty. {elapsed:.1f}s"
+    )
+    console.print(
+        f"process: {kept} kept ({', '.join(f'{n} {k}' for k, n in outcome.kept.most_common()) or 'none'}), "
+        f"{rejected} rejected" + (f" ({reasons})" if reasons else "")
+    )
     return 0
