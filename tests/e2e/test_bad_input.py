@@ -72,7 +72,7 @@ CASES: dict[str, tuple[dict[str, bytes], set[str]]] = {
     "page_404": (
         {"data": orjson.dumps({"html": "<html><head><title>404 Not Found</title></head><body><h1>404 Not Found"
                                "</h1><p>The page you requested could not be found.</p></body></html>"})},
-        {"no_article_text", "too_short", "not_an_article"},
+        {"error_page"},
     ),
     "empty_html": ({"data": b'{"html": "<html><body></body></html>"}'}, {"no_article_text", "too_short",
                                                                          "not_an_article"}),
