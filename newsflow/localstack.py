@@ -1,4 +1,4 @@
-"""`newsflow up`: the embedded local stack — a private Redis when none answers, and the four services as children."""
+"""`newsflow up`: the embedded local stack — a private Redis when none answers, and the five services as children."""
 
 from __future__ import annotations
 
@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 import redis
 
 from shared.settings import Settings, redact_url
-from shared.streams import STAGES
+from shared.streams import SERVICES
 
-COLOURS = {"ingest": "36", "clean": "33", "enrich": "35", "publish": "32", "redis": "34"}
+COLOURS = {"fetch": "94", "ingest": "36", "clean": "33", "enrich": "35", "publish": "32", "redis": "34"}
 
 
 def redis_answers(url: str, timeout: float = 1.0) -> bool:
@@ -113,10 +113,10 @@ def run_local_stack(settings: Settings, *, enrich_replicas: int = 1) -> int:
         out.write(_prefixed("redis", f"{started}\n".encode(), colour))
         out.flush()
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-    names = [s for s in STAGES if s != "enrich"] + [
+    names = [s for s in SERVICES if s != "enrich"] + [
         f"enrich-{i}" if enrich_replicas > 1 else "enrich" for i in range(1, enrich_replicas + 1)
     ]
-    for name in sorted(names, key=lambda n: STAGES.index(n.split("-")[0])):
+    for name in sorted(names, key=lambda n: SERVICES.index(n.split("-")[0])):
         stage, _, replica = name.partition("-")
         child_env = dict(env)
         if replica not in ("", "1"):

@@ -49,6 +49,20 @@ class RawArticle(Event):
         return self
 
 
+class FetchJob(Event):
+    """A page to download (on the discovered stream): found in a registered feed or sitemap, queued once."""
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+    url: str = Field(max_length=4096, description="normalised")
+    source_id: str
+    source_url: str = Field(description="the feed or sitemap it was found in; the article's origin")
+    discovered_at: datetime
+    # Downloads tried so far (a failed one comes back through the delayed set with attempt + 1).
+    attempt: int = Field(default=0, ge=0)
+    title: str | None = Field(default=None, max_length=2000, description="as the feed or news sitemap gave it")
+    published_at: str | None = Field(default=None, max_length=100)
+
+
 class Stamp(Event):
     """One stage's entry in an article's lineage."""
 

@@ -84,6 +84,28 @@ class Settings(BaseSettings):
     operator_token: SecretStr | None = None
     # How often the API samples the pipeline's status for the console's lag chart (an hour of samples is kept).
     status_sample_s: float = Field(default=10.0, gt=0)
+    # fetch: registered feeds and sitemaps -> article pages -> the raw stream (`newsflow sources add URL`).
+    fetch_user_agent: str = "newsflow-fetch/0.1"
+    # Per host: one request at a time, and at least this long between the end of one and the start of the next
+    # (a robots.txt Crawl-delay that asks for more wins).
+    fetch_host_delay_s: float = Field(default=1.0, ge=0)
+    # Everything one page (or feed) may take, robots.txt and redirects included; below NEWSFLOW_CLAIM_IDLE_MS.
+    fetch_timeout_s: float = Field(default=20.0, gt=0)
+    fetch_max_redirects: int = Field(default=5, ge=0)
+    # Feeds and sitemaps (decompressed); pages are bounded by NEWSFLOW_MAX_ARTICLE_BYTES.
+    fetch_max_document_bytes: int = Field(default=50_000_000, ge=1_000)
+    # A page that times out or answers 429/5xx is tried again this many times, after base, 4x base, 16x base...
+    fetch_retries: int = Field(default=3, ge=0)
+    fetch_retry_base_s: float = Field(default=10.0, gt=0)
+    fetch_poll_interval_s: int = Field(default=300, ge=1, description="default for `sources add --interval`")
+    # How often each replica looks for due sources and due retries.
+    fetch_tick_s: float = Field(default=1.0, gt=0)
+    # A URL seen this long ago may be fetched again when a feed lists it anew.
+    fetch_seen_days: float = Field(default=30.0, gt=0)
+    fetch_robots_ttl_s: int = Field(default=3600, ge=1)
+    # New URLs queued from one poll of one source (newest first); the rest wait for the next poll.
+    fetch_max_links_per_poll: int = Field(default=1000, ge=1)
+    fetch_max_sitemaps_per_poll: int = Field(default=50, ge=1)
 
 
 @lru_cache(maxsize=1)

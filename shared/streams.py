@@ -10,6 +10,8 @@ from redis.exceptions import ResponseError
 from shared.settings import Settings, get_settings
 
 STAGES = ("ingest", "clean", "enrich", "publish")
+# Every service that consumes a stream: fetch, in front of ingest, feeds the raw stream from registered sources.
+SERVICES = ("fetch", *STAGES)
 
 
 @dataclass(frozen=True)
@@ -17,6 +19,11 @@ class StreamNames:
     """Every Redis key the pipeline uses, under one prefix (default `newsflow`)."""
 
     prefix: str
+
+    @property
+    def discovered(self) -> str:
+        """Article URLs found in registered feeds and sitemaps, each once, for fetch to download."""
+        return f"{self.prefix}:discovered"
 
     @property
     def raw(self) -> str:
@@ -45,6 +52,7 @@ class StreamNames:
     def input_of(self, stage: str) -> str:
         """The stream a stage consumes."""
         return {
+            "fetch": self.discovered,
             "ingest": self.raw,
             "clean": self.ingested,
             "enrich": self.cleaned,
@@ -54,6 +62,7 @@ class StreamNames:
     def output_of(self, stage: str) -> str:
         """The stream a stage writes to."""
         return {
+            "fetch": self.raw,
             "ingest": self.ingested,
             "clean": self.cleaned,
             "enrich": self.enriched,
@@ -64,10 +73,48 @@ class StreamNames:
         """A namespaced key for auxiliary state (e.g. the near-duplicate index)."""
         return ":".join((self.prefix, *parts))
 
+    # The fetch stage's shared state (every replica reads and writes the same keys).
+
+    @property
+    def fetch_seen(self) -> str:
+        """ZSET normalised URL -> first seen (ms): a URL is queued for download once."""
+        return self.key("fetch", "seen")
+
+    @property
+    def fetch_delayed(self) -> str:
+        """ZSET fetch job JSON -> due (ms): retries after a failure, pages whose host is busy."""
+        return self.key("fetch", "delayed")
+
+    @property
+    def fetch_sources(self) -> str:
+        """SET of source ids that have state (for `newsflow status`)."""
+        return self.key("fetch", "sources")
+
+    def fetch_source(self, source_id: str) -> str:
+        """HASH of one source's polls, pages and failures."""
+        return self.key("fetch", "source", source_id)
+
+    def fetch_host(self, host: str) -> str:
+        """STRING lease on a host: held while a request runs there, then for the politeness delay."""
+        return self.key("fetch", "host", host)
+
+    def fetch_poll(self, source_id: str) -> str:
+        """STRING whose life is the time until the source is polled again (a replica polls only when it can SET NX)."""
+        return self.key("fetch", "poll", source_id)
+
+    def fetch_robots(self, origin: str) -> str:
+        """STRING: a site's robots.txt, cached for every replica."""
+        return self.key("fetch", "robots", origin)
+
+    @property
+    def fetch_validators(self) -> str:
+        """HASH document URL -> JSON {etag, last_modified}: conditional GETs for feeds and sitemaps."""
+        return self.key("fetch", "validators")
+
     @property
     def pipeline_streams(self) -> tuple[str, ...]:
         """The streams consumed by a stage group (the ones that may be trimmed)."""
-        return (self.raw, self.ingested, self.cleaned, self.enriched)
+        return (self.discovered, self.raw, self.ingested, self.cleaned, self.enriched)
 
 
 def group_of(stage: str) -> str:

@@ -41,6 +41,8 @@ class Request:
     headers: dict[str, str]
     at: float
     status: int
+    # When the answer had been written (monotonic, like `at`).
+    done: float = 0.0
 
 
 class Site:
@@ -92,23 +94,24 @@ class Site:
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         path = handler.path
         with self._lock:
-            route = self.routes.get(path)
+            route = self.routes.get(path) or self.routes.get(path.split("?", 1)[0])
             failing = route is not None and route.fail_times > 0
             if failing and route is not None:
                 route.fail_times -= 1
         headers = {k.lower(): v for k, v in handler.headers.items()}
+        arrived = time.monotonic()
         status, extra, body = self._response(route, headers, failing)
-        with self._lock:
-            self.requests.append(Request(path, headers, time.monotonic(), status))
         if route is not None and route.delay_s:
             time.sleep(route.delay_s)
-        handler.send_response(status)
-        for name, value in extra.items():
-            handler.send_header(name, value)
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout test)
+            handler.send_response(status)
+            for name, value in extra.items():
+                handler.send_header(name, value)
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
             handler.wfile.write(body)
+        with self._lock:
+            self.requests.append(Request(path, headers, arrived, status, time.monotonic()))
 
     @staticmethod
     def _response(route: Route | None, headers: dict[str, str], failing: bool) -> tuple[int, dict[str, str], bytes]:

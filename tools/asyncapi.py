@@ -18,6 +18,7 @@ from shared.events import (
     CleanedArticle,
     DeadLetter,
     EnrichedArticle,
+    FetchJob,
     IngestedArticle,
     PublishedEvent,
     RawArticle,
@@ -36,6 +37,13 @@ dead_letters = broker.publisher(
     description="Permanent failures of any stage: the letter (stage, reason, error, deliveries) in `data`, the "
     "original payload byte for byte in `payload`. `newsflow dlq replay` re-queues it.",
     schema=DeadLetter,
+)
+to_raw = broker.publisher(
+    stream=streams.raw,
+    title="raw",
+    description="Raw articles: what producers push (`data` = the JSON article, `origin` = who pushed it), and the "
+    "pages the fetch stage downloads (`origin` = the feed or sitemap they were listed in).",
+    schema=RawArticle,
 )
 to_ingested = broker.publisher(
     stream=streams.ingested,
@@ -65,6 +73,19 @@ to_published = broker.publisher(
 
 def _sub(stage: str) -> StreamSub[Literal[False]]:
     return StreamSub(streams.input_of(stage), group=group_of(stage), consumer="<hostname>-<pid>")
+
+
+@broker.subscriber(
+    stream=_sub("fetch"),
+    title="discovered:fetch",
+    description="Article URLs found in registered feeds and sitemaps (`newsflow sources add`), each queued once "
+    "(a seen-URL set shared by every fetch replica). fetch downloads each page politely onto the raw stream; "
+    "failures are retried, then recorded on their source, never dead-lettered.",
+)
+@to_raw
+async def fetch(job: FetchJob) -> RawArticle:
+    """newsflow:discovered -> newsflow:raw."""
+    raise NotImplementedError  # documentation only: services/fetch/main.py runs the stage
 
 
 @broker.subscriber(
@@ -111,7 +132,8 @@ app = FastStream(
     specification=AsyncAPI(
         title="newsflow",
         version=settings.service_version,
-        description="News-article pipeline over Redis Streams: ingest -> clean -> enrich -> publish. Each stage "
+        description="News-article pipeline over Redis Streams: (fetch ->) ingest -> clean -> enrich -> publish. "
+        "Each stage "
         "reads its input stream through a consumer group named after it, adds its section to the event, and "
         "writes the next stream (or the DLQ) in the same transaction as its XACK. Payloads are JSON in the "
         "entry's `data` field.",

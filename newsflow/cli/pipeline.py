@@ -23,7 +23,7 @@ from rich.progress import (
 from newsflow.inputs import InputError, RawInput, expand_paths, read_inputs
 from newsflow.warc import CheckpointMismatch, WarcPush, default_checkpoint, is_warc, push_warc
 from shared.settings import Settings, get_settings, redact_url
-from shared.streams import STAGES, names, trim_acknowledged
+from shared.streams import SERVICES, names, trim_acknowledged
 from shared.transport.producer import enqueue_raw
 
 err = Console(stderr=True)
@@ -185,10 +185,10 @@ def process(
         raise typer.Exit(1)
 
 
-def serve(stage: Annotated[str, typer.Argument(help="ingest | clean | enrich | publish | api")]) -> None:
+def serve(stage: Annotated[str, typer.Argument(help="fetch | ingest | clean | enrich | publish | api")]) -> None:
     """Run one service in the foreground (a stage: as `faststream run services.STAGE.main:app`; api: uvicorn)."""
-    if stage not in (*STAGES, "api"):
-        raise typer.BadParameter(f"service is one of {', '.join((*STAGES, 'api'))}")
+    if stage not in (*SERVICES, "api"):
+        raise typer.BadParameter(f"service is one of {', '.join((*SERVICES, 'api'))}")
     try:
         import uvloop
 
@@ -225,7 +225,7 @@ def serve_api() -> None:
 def up(
     replicas: Annotated[int, typer.Option("--enrich-replicas", help="enrich processes to run")] = 1,
 ) -> None:
-    """The local stack: a private Redis when none answers, then the four services; Ctrl-C stops everything."""
+    """The local stack: a private Redis when none answers, then the five services; Ctrl-C stops everything."""
     from newsflow.localstack import run_local_stack
 
     raise typer.Exit(run_local_stack(get_settings(), enrich_replicas=replicas))

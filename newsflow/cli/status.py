@@ -70,6 +70,20 @@ def render_status(status: PipelineStatus) -> Group:
     for stage, reasons in status.dlq_by_reason.items():
         for reason, count in reasons.items():
             dlq.add_row(stage, reason, f"{count:,}")
+    sources = Table(title="sources (fetch)", title_justify="left")
+    for column in ("source", "kind", "last poll", "failed polls in a row", "queued", "fetched", "failed", "skipped",
+                   "last error"):
+        sources.add_column(column, justify="left" if column in ("source", "kind", "last poll", "last error")
+                           else "right", overflow="fold")
+    for source in status.sources:
+        error = source.last_error if source.failing else source.last_page_error
+        sources.add_row(
+            source.url, source.kind or "-", f"{source.last_poll_at or '-'} {source.last_poll or ''}".strip(),
+            Text(f"{source.consecutive_failures:,}", style="bold red" if source.failing else ""),
+            f"{source.urls_queued:,}", f"{source.pages_fetched:,}",
+            Text(f"{source.pages_failed:,}", style="red" if source.pages_failed else ""),
+            f"{source.pages_skipped:,}", error or "",
+        )
     if status.stuck_groups:
         verdict = Text(
             f"STUCK: {', '.join(f'{s}/{g}' for s, g in status.stuck_groups)} hold entries pending for more than "
@@ -78,7 +92,13 @@ def render_status(status: PipelineStatus) -> Group:
         )
     else:
         verdict = Text(f"ok: nothing pending for more than {status.stuck_after_s:g}s", style="green")
-    return Group(streams, consumers, dlq_summary, dlq, verdict)
+    failing = Text(
+        f"failing sources: {', '.join(s.url for s in status.failing_sources)}" if status.failing_sources else "",
+        style="bold red",
+    )
+    if not status.sources:
+        return Group(streams, consumers, dlq_summary, dlq, verdict)
+    return Group(streams, consumers, dlq_summary, dlq, sources, failing, verdict)
 
 
 async def _snapshot(redis_url: str, stuck_after_s: float) -> PipelineStatus:

@@ -25,7 +25,7 @@ from shared.observability import metrics
 from shared.observability.logging import get_logger
 from shared.settings import Settings
 
-DEFAULT_PORTS = {"ingest": 8000, "clean": 8001, "enrich": 8002, "publish": 8003, "api": 8080}
+DEFAULT_PORTS = {"ingest": 8000, "clean": 8001, "enrich": 8002, "publish": 8003, "fetch": 8004, "api": 8080}
 PROBE_TIMEOUT_S = 2.0
 STOP_TIMEOUT_S = 5.0
 

@@ -9,6 +9,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from shared.observability.sources import SourceState, read_source_states
 from shared.streams import StreamNames
 from shared.transport.dlq import counts_by_reason
 
@@ -64,6 +65,13 @@ class PipelineStatus:
     dlq_length: int
     dlq_last_minute: int
     dlq_by_reason: dict[str, dict[str, int]]
+    # The fetch stage's sources (feeds and sitemaps) and how their polls and pages are going.
+    sources: list[SourceState] = field(default_factory=list)
+
+    @property
+    def failing_sources(self) -> list[SourceState]:
+        """Sources whose last poll failed."""
+        return [source for source in self.sources if source.failing]
 
     @property
     def stuck_groups(self) -> list[tuple[str, str]]:
@@ -73,6 +81,7 @@ class PipelineStatus:
     def to_dict(self) -> dict[str, Any]:
         """The snapshot as JSON-friendly data (for `newsflow status --json`)."""
         data = asdict(self)
+        data["sources"] = [source.to_dict() for source in self.sources]
         data["stuck_groups"] = [{"stream": s, "group": g} for s, g in self.stuck_groups]
         data["ok"] = not self.stuck_groups
         return data
@@ -163,7 +172,7 @@ async def stream_status(redis: Redis, stream: str, *, stuck_after_s: float, now_
 async def collect_status(
     redis: Redis, streams: StreamNames, *, stuck_after_s: float, now_ms: int | None = None
 ) -> PipelineStatus:
-    """A snapshot of every pipeline stream (raw … published) and the DLQ."""
+    """A snapshot of every pipeline stream (discovered … published), the DLQ and the fetch stage's sources."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
     names = (*streams.pipeline_streams, streams.published)
     snapshot = [await stream_status(redis, name, stuck_after_s=stuck_after_s, now_ms=now_ms) for name in names]
@@ -177,4 +186,5 @@ async def collect_status(
         dlq_length=int(await redis.xlen(streams.dlq)),
         dlq_last_minute=await count_entries(redis, streams.dlq, str(now_ms - THROUGHPUT_WINDOW_MS)),
         dlq_by_reason=by_reason,
+        sources=await read_source_states(redis, streams),
     )

@@ -13,6 +13,7 @@ from shared.storage.base import (
     content_fingerprint,
 )
 from shared.storage.migrations import LATEST_VERSION, MIGRATIONS
+from shared.storage.sources import Source, source_id
 
 __all__ = [
     "HIGHLIGHT_END",
@@ -22,10 +23,12 @@ __all__ = [
     "ArticleFilters",
     "ArticleSummary",
     "SearchHit",
+    "Source",
     "Storage",
     "UpsertResult",
     "content_fingerprint",
     "open_storage",
+    "source_id",
 ]
 
 

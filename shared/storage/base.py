@@ -14,6 +14,7 @@ import orjson
 
 from shared.events import ArticleRecord
 from shared.storage.paging import Sort
+from shared.storage.sources import Source
 
 # Snippet highlight markers: readable in JSON output, easy for the CLI to turn into bold text.
 HIGHLIGHT_START = "«"
@@ -358,6 +359,20 @@ class Storage(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release connections."""
+
+    # -- sources: the feeds and sitemaps the fetch stage polls -------------------------------------
+
+    @abstractmethod
+    async def add_source(self, source: Source) -> tuple[Source, bool]:
+        """Register `source`: (it, True) when new, (the row already registered for its URL, False) otherwise."""
+
+    @abstractmethod
+    async def list_sources(self) -> list[Source]:
+        """Every registered source, oldest first."""
+
+    @abstractmethod
+    async def remove_source(self, key: str) -> Source | None:
+        """Unregister the source with this id or URL; the removed row, or None when there was none."""
 
     async def upsert_article(self, record: ArticleRecord) -> UpsertResult:
         """Upsert a single record (a batch of one)."""

@@ -191,12 +191,24 @@ _V4_COMMON = (
     "CREATE INDEX articles_content_type ON articles (content_type)",
 )
 
+# v5: the feeds and sitemaps an operator registered for the fetch stage (`newsflow sources add`). What fetch is
+# doing with them (polls, failures, conditional-GET validators) lives in Redis, shared by its replicas.
+_V5_SOURCES = """CREATE TABLE sources (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL UNIQUE,
+        name TEXT,
+        interval_s INTEGER NOT NULL,
+        added_at {timestamp} NOT NULL
+    )"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "articles, entities, mentions, places, countries, keywords, near-duplicates, full-text",
               _SQLITE_V1, _POSTGRES_V1),
     Migration(2, "filter indexes and case-folded entity key", _V2_COMMON, _V2_COMMON),
     Migration(3, "receipt-time and exact-copy indexes for the read API", _V3_COMMON, _V3_COMMON),
     Migration(4, "content type column", _V4_COMMON, _V4_COMMON),
+    Migration(5, "sources (feeds and sitemaps the fetch stage polls)",
+              (_V5_SOURCES.format(**_SQLITE_TYPES),), (_V5_SOURCES.format(**_POSTGRES_TYPES),)),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -41,6 +41,7 @@ from shared.storage.queries import (
     filter_clause,
     filter_conditions,
 )
+from shared.storage.sources import SOURCE_COLUMNS, Source, insert_source_sql
 
 T = TypeVar("T")
 
@@ -382,6 +383,47 @@ class PostgresStorage(Storage):
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             raise TransientError(f"postgresql unavailable: {error}") from error
 
+    # -- sources ------------------------------------------------------------------------------------
+
+    async def add_source(self, source: Source) -> tuple[Source, bool]:
+        """INSERT unless the URL is registered; the row that is stored afterwards."""
+        values = (source.id, source.url, source.name, source.interval_s, source.added_at)
+
+        async def write(connection: psycopg.AsyncConnection[Any]) -> tuple[tuple[Any, ...], bool]:
+            async with connection.transaction():
+                cursor = await connection.execute(insert_source_sql("%s"), values)
+                created = cursor.rowcount == 1
+                cursor = await connection.execute(
+                    f"SELECT {SOURCE_COLUMNS} FROM sources WHERE url = %s", (source.url,)
+                )
+                row = await cursor.fetchone()
+                assert row is not None
+                return tuple(row), created
+
+        row, created = await self._run(write)
+        return _source(row), created
+
+    async def list_sources(self) -> list[Source]:
+        """Oldest first."""
+
+        async def read(connection: psycopg.AsyncConnection[Any]) -> list[Source]:
+            cursor = await connection.execute(f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY added_at, id")
+            return [_source(row) for row in await cursor.fetchall()]
+
+        return await self._run(read)
+
+    async def remove_source(self, key: str) -> Source | None:
+        """DELETE by id or URL."""
+
+        async def write(connection: psycopg.AsyncConnection[Any]) -> Source | None:
+            cursor = await connection.execute(
+                f"DELETE FROM sources WHERE id = %s OR url = %s RETURNING {SOURCE_COLUMNS}", (key, key)
+            )
+            row = await cursor.fetchone()
+            return _source(row) if row else None
+
+        return await self._run(write)
+
     async def close(self) -> None:
         """Close the pool."""
         if self._pool is not None:
@@ -489,3 +531,7 @@ async def _insert_children(
             async with cursor.copy(f"COPY {table} FROM STDIN".encode()) as copy:
                 for value in values:
                     await copy.write_row(value)
+
+
+def _source(row: Sequence[Any]) -> Source:
+    return Source(id=row[0], url=row[1], name=row[2], interval_s=int(row[3]), added_at=row[4])

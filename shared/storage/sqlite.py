@@ -43,6 +43,7 @@ from shared.storage.queries import (
     filter_conditions,
     fts5_query,
 )
+from shared.storage.sources import SOURCE_COLUMNS, Source, insert_source_sql
 
 T = TypeVar("T")
 
@@ -405,6 +406,38 @@ class SQLiteStorage(Storage):
                 await loop.run_in_executor(executor, connection.close)
             executor.shutdown(wait=False)
 
+    # -- sources ------------------------------------------------------------------------------------
+
+    async def add_source(self, source: Source) -> tuple[Source, bool]:
+        """INSERT unless the URL is registered; the row that is stored afterwards."""
+        values = (source.id, source.url, source.name, source.interval_s, _timestamp(source.added_at))
+
+        def write(connection: sqlite3.Connection) -> tuple[tuple[Any, ...], bool]:
+            created = connection.execute(insert_source_sql("?"), values).rowcount == 1
+            row = connection.execute(f"SELECT {SOURCE_COLUMNS} FROM sources WHERE url = ?", (source.url,)).fetchone()
+            return tuple(row), created
+
+        row, created = await self._run(functools.partial(self._write, work=write))
+        return _source(row), created
+
+    async def list_sources(self) -> list[Source]:
+        """Oldest first."""
+        sql = f"SELECT {SOURCE_COLUMNS} FROM sources ORDER BY added_at, id"
+        rows = await self._run(lambda connection: connection.execute(sql).fetchall())
+        return [_source(row) for row in rows]
+
+    async def remove_source(self, key: str) -> Source | None:
+        """DELETE by id or URL."""
+
+        def write(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
+            row = connection.execute(
+                f"DELETE FROM sources WHERE id = ? OR url = ? RETURNING {SOURCE_COLUMNS}", (key, key)
+            ).fetchone()
+            return tuple(row) if row else None
+
+        row = await self._run(functools.partial(self._write, work=write))
+        return _source(row) if row else None
+
     async def close(self) -> None:
         """Close the connection and stop the worker thread."""
 
@@ -501,3 +534,7 @@ def _insert_children(connection: sqlite3.Connection, rows: list[RecordRows]) -> 
         "INSERT INTO near_duplicates (article_id, duplicate_id, similarity) VALUES (?, ?, ?)",
         each(lambda aid, r: [(aid, *duplicate) for duplicate in r.near_duplicates]),
     )
+
+
+def _source(row: Sequence[Any]) -> Source:
+    return Source(id=row[0], url=row[1], name=row[2], interval_s=int(row[3]), added_at=datetime.fromisoformat(row[4]))

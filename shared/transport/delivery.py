@@ -20,24 +20,25 @@ import gc
 import random
 import time
 import traceback
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, Generic, Protocol, Self, TypeVar, cast
 
 import orjson
 from faststream.redis import StreamSub
 from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, FieldT
 from structlog.contextvars import bound_contextvars
 
 from shared.errors import Rejected, TransientError
-from shared.events import DeadLetter, Event, IngestedArticle, Stamp
+from shared.events import DeadLetter, Event, Stamp
 from shared.observability.health import RoutesFactory, serve_http
 from shared.observability.logging import get_logger
 from shared.observability.metrics import record_batch, record_outcomes, record_transient_failure
@@ -47,7 +48,29 @@ from shared.transport.broker import make_redis
 
 In = TypeVar("In")
 ClaimedEntry = tuple[bytes, dict[bytes, bytes] | None]
-Out = TypeVar("Out", bound=IngestedArticle)
+
+
+class Serialised(Protocol):
+    """Anything a stage writes to a stream: it knows its wire form."""
+
+    def to_json(self) -> bytes: ...
+
+
+class Output(Serialised, Protocol):
+    """What a stage hands on: an id to log and a lineage to stamp (an article event, or fetch's outcome)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def trace(self) -> list[Stamp]: ...
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self: ...
+
+
+Out = TypeVar("Out", bound=Output)
+# How a stage writes one output inside the commit's MULTI/EXEC; default: XADD {"data": JSON} to its next stream.
+Writer = Callable[[Pipeline, Serialised], None]
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransientError,
@@ -177,6 +200,7 @@ class Stage(Generic[In, Out]):
         describe: Callable[[Out], dict[str, Any]] | None = None,
         on_start: Callable[[Redis], Awaitable[None]] | None = None,
         http_routes: RoutesFactory | None = None,
+        write: Writer | None = None,
     ) -> None:
         self.name = name
         self.settings = settings
@@ -191,6 +215,7 @@ class Stage(Generic[In, Out]):
         self.describe = describe
         self.on_start = on_start
         self.http_routes = http_routes
+        self.write = write
         self._redis: Redis | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -292,7 +317,7 @@ class Stage(Generic[In, Out]):
             duration_ms=round(logic_ms / max(len(entries), 1), 3),
         )
         stamped = [(e, out.model_copy(update={"trace": [*out.trace, stamp]})) for e, out in result.outputs]
-        events: Sequence[Event] = [out for _, out in stamped]
+        events: Sequence[Serialised] = [out for _, out in stamped]
         if self.sink is not None and stamped:
             sink = self.sink
             outs = [out for _, out in stamped]
@@ -339,12 +364,18 @@ class Stage(Generic[In, Out]):
                 result.outputs.append((entry, outcome))
 
     async def _commit(
-        self, events: Sequence[Event], dead: Sequence[tuple[StreamEntry, DeadLetter]], acked: Sequence[StreamEntry]
+        self,
+        events: Sequence[Serialised],
+        dead: Sequence[tuple[StreamEntry, DeadLetter]],
+        acked: Sequence[StreamEntry],
     ) -> None:
         """XADD outputs and dead letters, XACK the inputs: one MULTI/EXEC, so all happen or none do."""
         async with self.redis.pipeline(transaction=True) as pipe:
             for event in events:
-                pipe.xadd(self.output_stream, {"data": event.to_json()})
+                if self.write is not None:
+                    self.write(pipe, event)
+                else:
+                    pipe.xadd(self.output_stream, {"data": event.to_json()})
             for entry, letter in dead:
                 pipe.xadd(self.streams.dlq, dead_letter_fields(letter, entry))
             ids = [e.msg_id for e in acked if e.msg_id]

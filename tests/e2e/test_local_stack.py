@@ -1,4 +1,4 @@
-"""`newsflow up` (what `make run` starts): a private Redis when none answers, four services, clean Ctrl-C."""
+"""`newsflow up` (what `make run` starts): a private Redis when none answers, five services, clean Ctrl-C."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from tests.servers import free_port, redis_up
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_up_starts_a_private_redis_and_the_four_services_and_stops_cleanly(tmp_path: Path) -> None:
+def test_up_starts_a_private_redis_and_the_five_services_and_stops_cleanly(tmp_path: Path) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert not redis_up(url)
     env = {**os.environ, "NEWSFLOW_REDIS_URL": url, "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
@@ -29,11 +29,11 @@ def test_up_starts_a_private_redis_and_the_four_services_and_stops_cleanly(tmp_p
     assert stack.stdout is not None
     threading.Thread(target=lambda: lines.extend(line.rstrip() for line in stack.stdout), daemon=True).start()
     try:
-        wait_for(lambda: sum('"stage.started"' in line for line in lines) == 4, timeout=120,
-                 what="four services started")
+        wait_for(lambda: sum('"stage.started"' in line for line in lines) == 5, timeout=120,
+                 what="five services started")
         assert any(line.startswith("redis") and "started a private Redis" in line for line in lines)
         assert (tmp_path / "data" / "redis" / "appendonly.aof").exists()  # AOF on
-        for stage in ("ingest", "clean", "enrich", "publish"):
+        for stage in ("fetch", "ingest", "clean", "enrich", "publish"):
             assert any(line.startswith(f"{stage} ") for line in lines), f"no {stage}-prefixed lines"
 
         push = subprocess.run([sys.executable, "-m", "newsflow.cli", "push", str(SEED)], cwd=ROOT, env=env,
@@ -50,5 +50,5 @@ def test_up_starts_a_private_redis_and_the_four_services_and_stops_cleanly(tmp_p
         stack.send_signal(signal.SIGINT)
         code = stack.wait(timeout=60)
     assert code == 0, "\n".join(lines[-30:])
-    assert sum('"stage.stopped"' in line for line in lines) == 4
+    assert sum('"stage.stopped"' in line for line in lines) == 5
     assert not redis_up(url)  # the private Redis went down with the stack

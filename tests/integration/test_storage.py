@@ -429,3 +429,24 @@ async def test_summaries_serialise_to_json(storage: Storage) -> None:
     data = orjson.loads(orjson.dumps(summary.to_dict()))
     assert data["id"] == "j1" and data["revision"] == 1
     assert datetime.fromisoformat(data["published_at"]) == BASE_TIME
+
+
+async def test_sources_are_registered_once_listed_and_removed_by_id_or_url(storage: Storage) -> None:
+    from shared.storage import Source, source_id
+
+    feed = "https://news.example/rss.xml"
+    first = Source(id=source_id(feed), url=feed, name="Example", interval_s=300, added_at=BASE_TIME)
+    stored, created = await storage.add_source(first)
+    assert created and stored == first
+    again, created = await storage.add_source(Source(id=source_id(feed), url=feed, name=None, interval_s=60,
+                                                     added_at=BASE_TIME + timedelta(days=1)))
+    assert not created and again == first  # the row already there wins
+    sitemap = "https://news.example/news-sitemap.xml"
+    second = Source(id=source_id(sitemap), url=sitemap, name=None, interval_s=900,
+                    added_at=BASE_TIME + timedelta(hours=1))
+    await storage.add_source(second)
+    assert await storage.list_sources() == [first, second]
+    assert await storage.remove_source(first.id) == first
+    assert await storage.remove_source(sitemap) == second
+    assert await storage.remove_source(sitemap) is None
+    assert await storage.list_sources() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from shared.streams import STAGES
+from shared.streams import SERVICES
 from tools.asyncapi import app
 
 DOCUMENT = Path(__file__).resolve().parents[2] / "docs" / "asyncapi.json"
@@ -25,10 +25,11 @@ def test_document_covers_every_stream_and_contract() -> None:
     channels = document["channels"]
     assert isinstance(channels, dict)
     addresses = {channel["address"] for channel in channels.values()}
-    assert addresses == {f"newsflow:{s}" for s in ("raw", "ingested", "cleaned", "enriched", "published", "dlq")}
+    expected = ("discovered", "raw", "ingested", "cleaned", "enriched", "published", "dlq")
+    assert addresses == {f"newsflow:{s}" for s in expected}
     groups = {c["bindings"]["redis"].get("groupName") for c in channels.values()} - {None}
-    assert groups == set(STAGES)
+    assert groups == set(SERVICES)
     schemas = document["components"]["schemas"]  # type: ignore[index]
-    for model in ("RawArticle", "IngestedArticle", "CleanedArticle", "EnrichedArticle", "PublishedEvent", "DeadLetter"):
+    for model in ("FetchJob", "RawArticle", "IngestedArticle", "CleanedArticle", "EnrichedArticle", "PublishedEvent", "DeadLetter"):
         assert model in schemas
     assert "password" not in json.dumps(document).lower()
