@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     min_body_words: int = Field(default=5, ge=0)
     spacy_model: str = "en_core_web_sm"
     words_per_minute: int = Field(default=230, ge=50)
+    # The near-duplicate index holds the newest articles only, so its memory and cost stay bounded
+    # (services/enrich/dedup.py): an article older than either horizon is no longer found. 0: no such limit.
+    dedup_horizon_days: float = Field(default=30.0, ge=0)
+    dedup_horizon_articles: int = Field(default=250_000, ge=0)
     service_version: str = "0.1.0"
     # HTTP (health, readiness, metrics; ingest also takes POST /articles). Port unset: the stage's default
     # (ingest 8000, clean 8001, enrich 8002, publish 8003) so `newsflow up` runs all four on one machine; 0: no HTTP.

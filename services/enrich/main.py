@@ -26,9 +26,10 @@ index: NearDuplicateIndex | None = None
 
 
 async def open_index(redis: Redis) -> None:
-    """The near-duplicate index lives in Redis, shared by every enrich replica."""
+    """The near-duplicate index lives in Redis, shared by every enrich replica (moved on from an older layout)."""
     global index
     index = NearDuplicateIndex(redis, settings)
+    await index.upgrade()
 
 
 async def enrich(articles: list[CleanedArticle]) -> list[EnrichedArticle | Rejected]:

@@ -13,9 +13,9 @@ from shared.events import CleanedArticle, EnrichedArticle, NearDuplicate
 class DuplicateIndex(Protocol):
     """Redis-backed in the service, in memory for `newsflow process`."""
 
-    async def check_and_add(
-        self, article_id: str, body: str, content_hash: str
-    ) -> tuple[list[NearDuplicate], str | None]: ...
+    async def check_and_add_many(
+        self, articles: Sequence[tuple[str, str, str]]
+    ) -> list[tuple[list[NearDuplicate], str | None]]: ...
 
 
 async def enrich_articles(
@@ -23,9 +23,9 @@ async def enrich_articles(
 ) -> list[EnrichedArticle]:
     """Enrich a batch: spaCy & co. in a worker thread (the event loop keeps serving), then duplicates in order."""
     sections = await asyncio.to_thread(enricher.enrich_batch, articles)
+    duplicates = await index.check_and_add_many([(a.id, a.clean.body, a.ingest.content_hash) for a in articles])
     enriched = []
-    for article, section in zip(articles, sections, strict=True):
-        near, duplicate_of = await index.check_and_add(article.id, article.clean.body, article.ingest.content_hash)
+    for article, section, (near, duplicate_of) in zip(articles, sections, duplicates, strict=True):
         section = section.model_copy(update={"near_duplicates": near, "duplicate_of": duplicate_of})
         enriched.append(
             EnrichedArticle(

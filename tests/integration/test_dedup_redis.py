@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from services.enrich.dedup import NearDuplicateIndex
+from services.enrich.dedup import (
+    BUCKET_CAP,
+    DEFAULT_THRESHOLD,
+    MAX_NEAR_DUPLICATES,
+    SEQ_DIGITS,
+    NearDuplicateIndex,
+    band_buckets,
+)
 from shared.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -33,7 +41,14 @@ OTHER = (
 REPLICA = """
 import asyncio, json, sys
 from redis.asyncio import Redis
-from services.enrich.dedup import NearDuplicateIndex
+from services.enrich.dedup import (
+    BUCKET_CAP,
+    DEFAULT_THRESHOLD,
+    MAX_NEAR_DUPLICATES,
+    SEQ_DIGITS,
+    NearDuplicateIndex,
+    band_buckets,
+)
 from shared.settings import Settings
 
 async def main(url, prefix, ids):
@@ -76,17 +91,26 @@ async def test_two_instances_share_one_index(redis_url: str, key_prefix: str) ->
         await second_client.aclose()
 
 
+async def bucket_members(redis: Redis, index: NearDuplicateIndex) -> dict[tuple[str, bytes], bytes]:
+    """Every band bucket's members (the raw packed value), by (band key, bucket)."""
+    members: dict[tuple[str, bytes], bytes] = {}
+    for key in index.band_keys:
+        for bucket, value in (await redis.hgetall(key)).items():
+            members[(key, bucket)] = value
+    return members
+
+
 async def test_reprocessing_is_idempotent(redis: Redis, key_prefix: str) -> None:
     index = NearDuplicateIndex(redis, Settings(key_prefix=key_prefix))
     await index.check_and_add("a", STORY, "hash-a")
     await index.check_and_add("b", STORY + " Updated.", "hash-b")
-    bucket_sizes_before = [await redis.scard(k) for k in sorted(await redis.keys(index.key("band", "*")))]
+    before = await bucket_members(redis, index)
     # At-least-once delivery: "a" again lists neither itself nor the later "b", and inserts nothing new.
     assert await index.check_and_add("a", STORY, "hash-a") == ([], None)
     near, _ = await index.check_and_add("b", STORY + " Updated.", "hash-b")
     assert [n.id for n in near] == ["a"]
-    assert [await redis.scard(k) for k in sorted(await redis.keys(index.key("band", "*")))] == bucket_sizes_before
-    assert await redis.hlen(index.key("order")) == 2
+    assert await bucket_members(redis, index) == before
+    assert await redis.zcard(index.key("seen")) == 2 and await redis.hlen(index.key("docs")) == 2
 
 
 async def test_index_survives_a_new_client(redis_url: str, key_prefix: str) -> None:
@@ -126,3 +150,77 @@ def test_two_processes_adding_concurrently_see_every_earlier_copy(redis_url: str
     pairs = [frozenset((article_id, other)) for article_id, others in found.items() for other in others]
     assert len(pairs) == len(set(pairs)) == len(ids) * (len(ids) - 1) // 2
     assert sorted(len(others) for others in found.values()) == list(range(len(ids)))
+
+
+def copies(count: int) -> list[tuple[str, str, str]]:
+    """`count` near-copies of STORY (an edition line each), as (id, body, content hash)."""
+    return [(f"c{n:03d}", f"{STORY} Edition {n}.", f"hash-c{n}") for n in range(count)]
+
+
+async def test_one_batch_sees_its_own_earlier_copies(redis: Redis, key_prefix: str) -> None:
+    index = NearDuplicateIndex(redis, Settings(key_prefix=key_prefix))
+    results = await index.check_and_add_many([("a", STORY, "h"), ("b", OTHER, "o"), ("c", STORY, "h")])
+    assert results[0] == ([], None) and results[1] == ([], None)
+    near, duplicate_of = results[2]
+    assert [n.id for n in near] == ["a"] and duplicate_of == "a"
+
+
+async def test_a_much_copied_story_keeps_buckets_capped(redis: Redis, key_prefix: str) -> None:
+    index = NearDuplicateIndex(redis, Settings(key_prefix=key_prefix))
+    found = []
+    batch = copies(BUCKET_CAP * 2 + 10)
+    for start in range(0, len(batch), 32):
+        found += await index.check_and_add_many(batch[start : start + 32])
+    # Every bucket holds at most the newest BUCKET_CAP articles, so a lookup reads a bounded set...
+    members = await bucket_members(redis, index)
+    assert members and max(len(value) for value in members.values()) <= BUCKET_CAP * SEQ_DIGITS
+    # ...and the last copy still lists the most similar earlier copies, as many as are reported.
+    near, _ = found[-1]
+    assert len(near) == MAX_NEAR_DUPLICATES and all(n.similarity >= DEFAULT_THRESHOLD for n in near)
+    assert [len(n) for n, _ in found[:5]] == [0, 1, 2, 3, 4]
+
+
+async def test_the_article_horizon_evicts_the_oldest(redis: Redis, key_prefix: str) -> None:
+    index = NearDuplicateIndex(redis, Settings(key_prefix=key_prefix, dedup_horizon_articles=20))
+    distinct = [(f"d{n}", f"{OTHER} {' '.join(f'word{n}x{k}' for k in range(60))}", f"hash-d{n}") for n in range(50)]
+    for start in range(0, len(distinct), 8):
+        await index.check_and_add_many(distinct[start : start + 8])
+    assert await redis.zcard(index.key("seen")) == 20
+    assert await redis.hlen(index.key("docs")) == 20
+    assert await redis.hlen(index.key("content")) == 20
+    members = await bucket_members(redis, index)
+    assert sum(len(value) // SEQ_DIGITS for value in members.values()) == 20 * index.bands
+    # The trade-off: a copy of an article that left the horizon is not flagged; one still inside it is.
+    assert await index.check_and_add("late-0", distinct[0][1], distinct[0][2]) == ([], None)
+    near, duplicate_of = await index.check_and_add("late-49", distinct[49][1], distinct[49][2])
+    assert [n.id for n in near] == ["d49"] and duplicate_of == "d49"
+
+
+async def test_the_time_horizon_evicts_what_is_older(redis: Redis, key_prefix: str) -> None:
+    settings = Settings(key_prefix=key_prefix, dedup_horizon_days=0.5 / 86_400)  # half a second
+    index = NearDuplicateIndex(redis, settings)
+    await index.check_and_add("old", STORY, "hash-old")
+    await asyncio.sleep(0.7)
+    assert await index.check_and_add("new", STORY, "hash-old") == ([], None)
+    assert await redis.zrange(index.key("seen"), 0, -1) == [b"new"]
+
+
+async def test_an_index_in_the_previous_layout_is_moved_over(redis: Redis, key_prefix: str) -> None:
+    index = NearDuplicateIndex(redis, Settings(key_prefix=key_prefix))
+    # The layout before bounded buckets: order hash, hex signatures, one set per bucket.
+    for order, (article_id, body) in enumerate([("a", STORY), ("b", OTHER)], start=1):
+        signature = index.signer.sign(body)
+        assert signature is not None
+        await redis.hset(index.key("order"), article_id, order)
+        await redis.hset(index.key("sig"), article_id, signature.astype("<u4").tobytes().hex())
+        await redis.hset(index.key("content"), f"hash-{article_id}", article_id)
+        for band, bucket in enumerate(band_buckets(signature, index.bands, index.rows)):
+            await redis.sadd(index.key("band", str(band), bucket), article_id)
+    await redis.set(index.key("seq"), 2)
+    assert await index.upgrade() == 2
+    assert await redis.keys(index.key("band", "*")) == []
+    assert not await redis.exists(index.key("order"), index.key("sig"), index.key("seq"))
+    assert await index.upgrade() == 0  # nothing left to move
+    near, duplicate_of = await index.check_and_add("c", STORY + " Updated.", "hash-a")
+    assert [n.id for n in near] == ["a"] and duplicate_of == "a"
+    assert await index.check_and_add("b", OTHER, "hash-b") == ([], None)  # re-processing a moved article
