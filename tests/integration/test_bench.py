@@ -65,3 +65,40 @@ def test_bench_measures_every_baseline_and_the_deployed_pipeline() -> None:
     table = render_markdown(report)
     for name in ("passthrough", "inprocess", "pipeline-1", "p99", "peak RSS"):
         assert name in table
+
+
+def test_scale_bench_measures_every_cost_at_every_size(postgres_url: str) -> None:
+    from tools.bench.scale import ScaleOptions, render_scale, run_scale
+
+    options = ScaleOptions(
+        levels=(150, 300),
+        postgres_url=postgres_url,
+        probes=32,
+        queries=10,
+        stage_sample=4,
+        hot_copies=(10, 60),
+        hot_probes=5,
+    )
+    report = run_scale(Settings(), options)
+
+    assert report.failures == {}
+    assert [level.stored for level in report.levels] == [150, 300]
+    for level in report.levels:
+        assert set(level.stage_ms) == {"ingest", "clean", "enrich_nlp", "enrich_dedup", "publish"}
+        assert all(ms > 0 for ms in level.stage_ms.values())
+        assert set(level.upsert_ms) == set(level.search_p95_ms) == {"sqlite", "postgresql"}
+        assert 0 < level.dedup_p50_ms <= level.dedup_p95_ms and level.dedup_script_us > 0
+        # ~1.5 kB of index per article, well under the 2.7 kB the old layout took
+        assert 500 < level.index_bytes_per_article < 2_700
+        assert level.status_ms > 0 and level.load_s["index"] >= 0
+    assert [hot.copies for hot in report.hot] == [10, 60]
+    # Each probe finds most of the story's earlier copies (copies of copies are ~0.75 alike: a few fall short).
+    assert report.hot[0].listed >= 5 and report.hot[1].listed >= report.hot[0].listed
+    growth = report.growth()
+    assert {"stage:enrich_nlp", "upsert:postgresql", "dedup_lookup_p95", "index_bytes"} <= set(growth)
+    assert "search_p95_ms[postgresql@300]" in report.targets()
+    data = orjson.loads(orjson.dumps(report.to_dict()))
+    assert data["levels"][1]["stored"] == 300 and data["growth"]
+    table = render_scale(report)
+    for text in ("stage: enrich_nlp", "search p95 (postgresql)", "copies in the index", "largest / smallest"):
+        assert text in table

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -33,8 +33,18 @@ def bench(
         str | None, typer.Option(help="also measure PostgreSQL upserts here (in a private, dropped schema)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    scale: Annotated[
+        str | None,
+        typer.Option(
+            help="instead: per-article costs with this many articles stored, e.g. 1000,10000,100000 "
+            "(store and index bulk-loaded; add --postgres-url for PostgreSQL)"
+        ),
+    ] = None,
 ) -> None:
     """Run the corpus through a private Redis + SQLite: passthrough, in-process and the deployed pipeline."""
+    if scale is not None:
+        run_scale_bench(scale, postgres_url, as_json)
+        return
     overrides: dict[str, int] = {}
     if batch_size is not None:
         overrides["batch_size"] = batch_size
@@ -59,12 +69,7 @@ def bench(
         postgres_url=postgres_url,
     )
     report = run_bench(settings, options, progress=lambda step: err.print(f"[bold]bench[/] {step}"))
-    if as_json:
-        sys.stdout.buffer.write(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2) + b"\n")
-    else:
-        sys.stdout.write(render_markdown(report))
-    if report.failures:
-        raise typer.Exit(1)
+    emit(report.to_dict() if as_json else render_markdown(report), failed=bool(report.failures))
 
 
 def bench_warc(
@@ -77,3 +82,28 @@ def bench_warc(
 
     rates, file_mb = run_warc_bench(get_settings(), pages=pages, sample=sample, push=push)
     sys.stdout.write(render(rates, file_mb))
+
+
+def run_scale_bench(levels: str, postgres_url: str | None, as_json: bool) -> None:
+    """`bench --scale 1000,10000,100000`: the scale benchmark (tools/bench/scale.py)."""
+    from tools.bench.scale import ScaleOptions, render_scale, run_scale
+
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in levels.split(",") if part.strip())
+    except ValueError as exc:
+        raise typer.BadParameter("--scale is a comma-separated list of sizes, e.g. 1000,10000,100000") from exc
+    if not sizes or min(sizes) < 100:
+        raise typer.BadParameter("--scale sizes start at 100 articles")
+    options = ScaleOptions(levels=sizes, postgres_url=postgres_url)
+    report = run_scale(get_settings(), options, progress=lambda step: err.print(f"[bold]bench[/] {step}"))
+    emit(report.to_dict() if as_json else render_scale(report), failed=bool(report.failures))
+
+
+def emit(report: dict[str, Any] | str, *, failed: bool) -> None:
+    """Print a report (JSON for a dict, else markdown); exit 1 when part of it failed."""
+    if isinstance(report, dict):
+        sys.stdout.buffer.write(orjson.dumps(report, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(report)
+    if failed:
+        raise typer.Exit(1)

@@ -232,6 +232,20 @@ class SyntheticCorpus:
         story = self._story(source, edits=rng)
         return self._article(number, rng, story, near_duplicate_of=article_id(self.tag, original))
 
+    def original_of(self, number: int) -> int | None:
+        """The article `number` is a near-copy of (the first story of a chain of copies), or None."""
+        original = self._original_of(number, self._rng(number))
+        while original is not None and (earlier := self._original_of(original, self._rng(original))) is not None:
+            original = earlier
+        return original
+
+    def copy_body(self, number: int, variant: int) -> str:
+        """Another near-copy of article `number`'s story (as a republished wire story reads): its own edits."""
+        root = self.original_of(number)
+        source = self._rng(number if root is None else root)
+        self._original_of(number if root is None else root, source)  # the coin, as `article` draws it first
+        return self._story(source, edits=random.Random(f"{self.seed}:{self.tag}:{number}:copy:{variant}"))[1]
+
     def _original_of(self, number: int, rng: random.Random) -> int | None:
         """The article `number` copies (drawn first from its RNG), or None for an original story."""
         coin, back = rng.random(), rng.randint(1, NEAR_DUPLICATE_LOOKBACK)

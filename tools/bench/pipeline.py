@@ -921,11 +921,17 @@ def render_markdown(report: BenchReport) -> str:
     if report.storage_upserts_per_s:
         lines += ["", "| storage backend | upserts/s (batches of 32, ~500-word records) |", "|---|---:|"]
         lines += [f"| {backend} | {rate:,.0f} |" for backend, rate in report.storage_upserts_per_s.items()]
-    targets = report.targets()
+    lines += targets_and_failures(report.targets(), report.failures)
+    return "\n".join(lines) + "\n"
+
+
+def targets_and_failures(targets: dict[str, dict[str, Any]], failures: dict[str, str]) -> list[str]:
+    """Markdown lines: the targets table, then each failure's error."""
+    lines: list[str] = []
     if targets:
         lines += ["", "| target | measured | limit | met |", "|---|---:|---:|:-:|"]
         for name, target in targets.items():
             lines.append(f"| {name} | {target['value']} | {target['limit']} | {'yes' if target['met'] else 'NO'} |")
-    for name, error in report.failures.items():
+    for name, error in failures.items():
         lines += ["", f"**{name} failed:**", "", "```", error, "```"]
-    return "\n".join(lines) + "\n"
+    return lines
