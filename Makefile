@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= ../shared/data
 
-.PHONY: install run test test-fast lint fmt eval-clean eval-ner bench bench-scale docs clean
+.PHONY: install run test test-fast test-compose lint fmt eval-clean eval-ner bench bench-scale docs clean
 
 install: $(VENV)/.installed
 
@@ -23,6 +23,11 @@ test: install
 
 test-fast: install
 	$(BIN)/pytest -q -m "not slow"
+
+# The real compose stack: builds the image, `docker compose up`, tests it (tests/compose), takes it down. Brings
+# Docker's engine and Compose v2 when missing; stand-in images where Docker Hub is out of reach (deploy/test/).
+test-compose: install
+	bash deploy/test/run.sh
 
 lint: install
 	$(BIN)/ruff check .

@@ -10,18 +10,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 suite=${STAND_IN_SUITE:-bookworm}
 mirror=${STAND_IN_MIRROR:-http://deb.debian.org/debian}
 base=newsflow-stand-in/debian:$suite
-inputs=$(cat "$0" | sha256sum | cut -c1-16)
+inputs=$(sha256sum < "$0" | cut -c1-16)
+
+work=$(mktemp -d /tmp/newsflow-stand-ins.XXXXXX)
+# --one-file-system: never follow a mount a failed debootstrap may have left inside the new root.
+trap 'rm -rf --one-file-system "$work"' EXIT
 
 log() { printf 'stand-ins: %s\n' "$*" >&2; }
 
 if [ "$(docker image inspect -f '{{index .Config.Labels "newsflow.inputs"}}' "$base" 2>/dev/null)" != "$inputs" ]; then
   command -v debootstrap >/dev/null || { log "debootstrap is missing (apt-get install debootstrap)"; exit 1; }
-  root=$(mktemp -d /tmp/newsflow-stand-in.XXXXXX)
-  trap 'rm -rf "$root"' EXIT
+  root=$work/root
   log "debootstrap $suite into $root"
-  debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" "$mirror" >"$root.log" 2>&1 \
-    || { tail -20 "$root.log" >&2; rm -f "$root.log"; exit 1; }
-  rm -f "$root.log"
+  debootstrap --variant=minbase --include=ca-certificates "$suite" "$root" "$mirror" >"$work/debootstrap.log" 2>&1 \
+    || { tail -n 20 "$work/debootstrap.log" >&2; exit 1; }
   # What Debian's own container images do: packages never start services at install time, no recommends,
   # no package caches kept in layers.
   printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d" && chmod 755 "$root/usr/sbin/policy-rc.d"
@@ -46,6 +48,8 @@ fi
 for image in python:3.11 redis:7 postgres:15; do
   name=${image%%:*}
   log "build newsflow-stand-in/$image"
-  docker build --quiet --network host --build-arg "BASE=$base" -t "newsflow-stand-in/$image" "$here/$name" >/dev/null
+  # The output only when the build fails (a current docker client also warns that it uses the legacy builder).
+  docker build --network host --build-arg "BASE=$base" -t "newsflow-stand-in/$image" "$here/$name" \
+    >"$work/build.log" 2>&1 || { tail -n 30 "$work/build.log" >&2; exit 1; }
 done
 log "ready: $base, newsflow-stand-in/python:3.11, newsflow-stand-in/redis:7, newsflow-stand-in/postgres:15"

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shared.errors import TransientError
+from shared.errors import ConfigurationError, TransientError
 from shared.events import CONTENT_TYPES, ArticleRecord
 from shared.settings import get_settings
 from shared.storage import (
@@ -125,7 +125,7 @@ def run_with_storage(storage_url: str | None, work: Callable[[Storage], Awaitabl
 
     try:
         return asyncio.run(main())
-    except ValueError as error:
+    except (ValueError, ConfigurationError) as error:
         err.print(f"[red]{escape(str(error))}")
         raise typer.Exit(2) from error
     except TransientError as error:
@@ -341,7 +341,7 @@ def migrate_command(storage_url: StorageUrl = None) -> None:
 
     try:
         applied, version = asyncio.run(main())
-    except (ValueError, TransientError) as error:
+    except (ValueError, ConfigurationError, TransientError) as error:
         err.print(f"[red]cannot migrate {escape(url)}: {escape(str(error))}")
         raise typer.Exit(2) from error
     if applied:

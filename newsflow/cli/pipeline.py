@@ -22,6 +22,8 @@ from rich.progress import (
 
 from newsflow.inputs import InputError, RawInput, expand_paths, read_inputs
 from newsflow.warc import CheckpointMismatch, WarcPush, default_checkpoint, is_warc, push_warc
+from shared.errors import ConfigurationError
+from shared.observability.logging import get_logger
 from shared.settings import Settings, get_settings, redact_url
 from shared.streams import SERVICES, names, trim_acknowledged
 from shared.transport.producer import enqueue_raw
@@ -199,7 +201,18 @@ def serve(stage: Annotated[str, typer.Argument(help="fetch | ingest | clean | en
         serve_api()
         return
     module = importlib.import_module(f"services.{stage}.main")
-    asyncio.run(module.app.run())
+    log = get_logger("newsflow.serve")
+    try:
+        asyncio.run(module.app.run())
+    except ConfigurationError as exc:
+        # Settings or a dependency that cannot work (e.g. a database that is not UTF8): one clear line, exit 2.
+        log.error(exc.event, stage=stage, error=str(exc))
+        raise typer.Exit(2) from None
+    except Exception:
+        # Anything else that ends the service is one structured event (a JSON line in a container, traceback as
+        # a field) rather than a terminal-drawn traceback; the supervisor or restart policy brings it back.
+        log.exception("service.crashed", stage=stage)
+        raise typer.Exit(1) from None
 
 
 def serve_api() -> None:

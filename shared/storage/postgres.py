@@ -13,7 +13,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
-from shared.errors import TransientError
+from shared.errors import ConfigurationError, TransientError
 from shared.events import ArticleRecord
 from shared.storage.base import (
     HIGHLIGHT_END,
@@ -87,6 +87,19 @@ async def _configure_connection(connection: psycopg.AsyncConnection[Any]) -> Non
     await connection.execute("SET TIME ZONE 'UTC'")
 
 
+async def _require_utf8(pool: AsyncConnectionPool) -> None:
+    """Refuse a database that is not UTF8: psycopg returns its text as bytes, and articles are Unicode."""
+    async with pool.connection() as connection:
+        encoding = connection.info.parameter_status("server_encoding")
+        database = connection.info.dbname
+    if encoding != "UTF8":
+        raise ConfigurationError(
+            f"PostgreSQL database {database!r} has server_encoding {encoding}; newsflow needs UTF8: create it with "
+            "CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0 (or a cluster with initdb --encoding=UTF8)",
+            event="storage.refused",
+        )
+
+
 class PostgresStorage(Storage):
     """Articles in PostgreSQL through a lazily opened async connection pool."""
 
@@ -117,6 +130,11 @@ class PostgresStorage(Storage):
                 except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                     await pool.close()
                     raise TransientError(f"postgresql unavailable: {error}") from error
+                try:
+                    await _require_utf8(pool)
+                except ConfigurationError:
+                    await pool.close()
+                    raise
                 self._pool = pool
         return self._pool
 

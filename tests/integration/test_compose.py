@@ -133,8 +133,11 @@ def test_the_image_is_built_once_and_never_pulled() -> None:
     assert services["ingest"]["build"]["context"] == "."
     assert services["ingest"]["build"]["args"]["PYTHON_IMAGE"] == "python:3.11-slim"
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$", (ROOT / "Dockerfile").read_text(), re.M)
-    # newsflow:latest is on no registry: `docker compose pull` must not try it.
-    assert all(spec["pull_policy"] == "never" for spec in services.values())
+    # newsflow:latest is on no registry: `docker compose pull` must not try it; the builder builds it on every `up`
+    # (an existing image from older code is otherwise kept).
+    assert {name: spec["pull_policy"] for name, spec in services.items()} == {
+        name: "build" if name == "ingest" else "never" for name in services
+    }
 
 
 def test_the_stand_in_override_swaps_only_images_and_the_base_image() -> None:
@@ -196,8 +199,9 @@ class AclRedis(RedisServer):
         acl = workdir / "users.acl"
         acl.write_text(rendered.stdout)
         self.acl_text = rendered.stdout
-        # The default user may PING (how `start` waits for it), nothing else.
         super().__init__(workdir, extra_args=["--aclfile", str(acl)])
+        # No connection is let in without a user and password: `start` waits by PINGing as the operator.
+        self.url = f"redis://operator:{env['REDIS_OPERATOR_PASSWORD']}@127.0.0.1:{self.port}/0"
         self.start()
 
     def client(self, user: str, password: str) -> redis.Redis:
@@ -219,8 +223,11 @@ def acl_redis(tmp_path: Path, stack_env: dict[str, str]) -> Iterator[AclRedis]:
 def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env: dict[str, str]) -> None:
     prefix = stack_env["NEWSFLOW_KEY_PREFIX"]
     assert "PASSWORD" not in acl_redis.acl_text and stack_env["REDIS_INGEST_PASSWORD"] not in acl_redis.acl_text
-    with pytest.raises(redis.exceptions.NoPermissionError):
+    # Nothing without a user: not even PING, and the default user cannot log in.
+    with pytest.raises(redis.exceptions.AuthenticationError):
         redis.Redis(port=acl_redis.port).xadd(f"{prefix}:raw", {"data": b"{}"})
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        acl_redis.client("default", "").ping()
     ingest = acl_redis.client("ingest", stack_env["REDIS_INGEST_PASSWORD"])
     for stream in ("raw", "ingested", "dlq"):
         ingest.xadd(f"{prefix}:{stream}", {"data": b"{}"})
@@ -249,6 +256,25 @@ def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env:
         api.flushall()
     with pytest.raises(redis.exceptions.AuthenticationError):
         acl_redis.client("ingest", stack_env["REDIS_CLEAN_PASSWORD"]).ping()
+
+
+def test_transactions_survive_a_redis_restart(acl_redis: AclRedis, stack_env: dict[str, str]) -> None:
+    """Redis replays the append-only file's MULTI/EXEC blocks as the default user and re-checks them at EXEC: with
+    a default user limited to PING, every stage's commit (output + acknowledgement) was dropped on restart."""
+    prefix = stack_env["NEWSFLOW_KEY_PREFIX"]
+    ingest = acl_redis.client("ingest", stack_env["REDIS_INGEST_PASSWORD"])
+    ingest.xadd(f"{prefix}:raw", {"data": b"{}"})
+    ingest.xgroup_create(f"{prefix}:raw", "ingest", id="0")
+    [[_, [(entry_id, _)]]] = ingest.xreadgroup("ingest", "c1", {f"{prefix}:raw": ">"})
+    commit = ingest.pipeline(transaction=True)  # what every stage does: output and acknowledgement at once
+    commit.xadd(f"{prefix}:ingested", {"data": b"{}"})
+    commit.xack(f"{prefix}:raw", "ingest", entry_id)
+    commit.execute()
+    acl_redis.stop()
+    acl_redis.start()
+    operator = acl_redis.client("operator", stack_env["REDIS_OPERATOR_PASSWORD"])
+    assert operator.xlen(f"{prefix}:ingested") == 1
+    assert operator.xpending(f"{prefix}:raw", "ingest")["pending"] == 0
 
 
 def service_environment(

@@ -30,13 +30,17 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     # psql interpolates variables only in what it reads, not in -c.
     echo 'CREATE DATABASE :"db";' | "${psql[@]}" -v db="$POSTGRES_DB" >/dev/null
   fi
+  # Init scripts: executable ones are run, the others sourced, as the official image does; their psql finds the
+  # private socket through PGHOST.
+  export PGHOST=$init_socket POSTGRES_USER POSTGRES_DB
   for f in /docker-entrypoint-initdb.d/*; do
     case $f in
-      *.sh) PGHOST=$init_socket . "$f" ;;
+      *.sh) if [ -x "$f" ]; then "$f"; else . "$f"; fi ;;
       *.sql) "${psql[@]}" --dbname "$POSTGRES_DB" -f "$f" ;;
       *) ;;
     esac
   done
+  unset PGHOST
   pg_ctl -D "$PGDATA" -m fast -w stop >/dev/null
   rmdir "$init_socket"
   echo "PostgreSQL init process complete; ready for start up."
