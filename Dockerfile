@@ -40,7 +40,8 @@ COPY newsflow ./newsflow
 COPY tests/fixtures/seed/article-000.txt /tmp/seed.txt
 ENV PYTHONPATH=/opt/app PATH=/opt/app/bin:$PATH
 RUN pip install --no-deps --target /opt/app . \
- && python -c "import services.ingest.main, services.clean.main, services.enrich.main, services.publish.main" \
+ && python -c "import services.ingest.main, services.clean.main, services.enrich.main, services.publish.main, \
+services.fetch.main, fastwarc, feedparser, protego, courlan" \
  && newsflow process /tmp/seed.txt | python -c "import json, sys; r = json.load(sys.stdin); \
 assert r['title'].startswith('Sergei Shoigu') and r['language'] == 'en', r; \
 assert any(e['name'] == 'Sergei Shoigu' for e in r['entities']), r['entities']; \

@@ -20,8 +20,9 @@ import redis
 import typer
 import yaml
 
-from shared.streams import STAGES
+from shared.streams import SERVICES, STAGES
 from tests.conftest import FIXTURES, ROOT, SEED, ServiceProcess, wait_for
+from tests.httpsite import Site
 from tests.servers import RedisServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -106,7 +107,7 @@ def test_every_variable_is_documented_and_every_secret_is_required() -> None:
 
 def test_services_scale_restart_and_stay_off_public_interfaces() -> None:
     document = interpolate(compose(), generated_env())
-    assert set(newsflow_services(document)) == {*STAGES, "api"}
+    assert set(newsflow_services(document)) == {*SERVICES, "api"}
     for name, spec in document["services"].items():
         assert "container_name" not in spec, f"{name}: container_name prevents --scale"
         assert spec["restart"] == "unless-stopped", name
@@ -243,7 +244,7 @@ def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env:
     with pytest.raises(redis.exceptions.NoPermissionError):
         producer.xadd(f"{prefix}:ingested", {"data": b"{}"})
     operator = acl_redis.client("operator", stack_env["REDIS_OPERATOR_PASSWORD"])
-    assert operator.xlen(f"{prefix}:raw") == 2  # ingest's and the producer's
+    assert operator.xlen(f"{prefix}:raw") == 2  # ingest's and the producer's (fetch's comes below)
     with pytest.raises(redis.exceptions.NoPermissionError):
         operator.config_get("*")
     api = acl_redis.client("api", stack_env["REDIS_API_PASSWORD"])
@@ -254,6 +255,15 @@ def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env:
             api.xadd(forbidden, {"data": b"{}"})
     with pytest.raises(redis.exceptions.NoPermissionError):
         api.flushall()
+    fetch = acl_redis.client("fetch", stack_env["REDIS_FETCH_PASSWORD"])
+    fetch.zadd(f"{prefix}:fetch:seen", {"https://n.example/1": 1})
+    fetch.xadd(f"{prefix}:raw", {"data": b"{}"})
+    for forbidden in (f"{prefix}:ingested", f"{prefix}:dedup:x"):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            fetch.xadd(forbidden, {"data": b"{}"})
+    assert api.smembers(f"{prefix}:fetch:sources") == set()  # the status snapshot's sources
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        api.zcard(f"{prefix}:fetch:seen")
     with pytest.raises(redis.exceptions.AuthenticationError):
         acl_redis.client("ingest", stack_env["REDIS_CLEAN_PASSWORD"]).ping()
 
@@ -302,10 +312,11 @@ def test_each_service_runs_as_compose_runs_it(
     stack_env: dict[str, str],
     tmp_path: Path,
     start_service: Callable[..., ServiceProcess],
+    site: Site,
 ) -> None:
     document = compose()
     services: dict[str, tuple[ServiceProcess, dict[str, str]]] = {}
-    for name in ("api", *reversed(STAGES)):  # downstream first, as compose would have them all up
+    for name in ("api", *reversed(SERVICES)):  # downstream first, as compose would have them all up
         spec = newsflow_services(document)[name]
         env = service_environment(spec, stack_env, acl_redis.port, tmp_path, free_port())
         # The image's entrypoint is `newsflow`: run the same command line through this checkout's CLI.
@@ -363,6 +374,23 @@ def test_each_service_runs_as_compose_runs_it(
             ]
             == 0
         )
+    assert operator.xlen(f"{prefix}:dlq") == 0, report()
+
+    # fetch, as its own ACL user: a feed registered from inside its container ends up published too.
+    site.add("/story.html", f"<html><head><title>Compose story</title></head><body><article><h1>Compose story</h1>"
+             f"<p>{SEED.read_text()[:3000]}</p></article></body></html>")
+    site.add("/feed.xml", f'<rss version="2.0"><channel><title>t</title><item><title>s</title>'
+             f"<link>{site.url('/story.html')}</link></item></channel></rss>", content_type="application/rss+xml")
+    fetch_env = services["fetch"][1]
+    added = subprocess.run([sys.executable, "-m", "newsflow.cli", "sources", "add", site.url("/feed.xml")],
+                           cwd=ROOT, env=fetch_env, capture_output=True, text=True, timeout=60)
+    assert added.returncode == 0, added.stderr
+    try:
+        wait_for(lambda: len(published_ids()) == 2, timeout=120, what="the feed's story published")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{report()}") from None
+    assert operator.xpending(f"{prefix}:discovered", "fetch")["pending"] == 0
+    assert not any("NOPERM" in line for line in services["fetch"][0].lines), report()
     assert operator.xlen(f"{prefix}:dlq") == 0, report()
 
     # `newsflow status` as the operator user.

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import orjson
 import pytest
 import redis
 from faststream.redis import TestRedisBroker
@@ -20,6 +21,7 @@ from faststream.redis import TestRedisBroker
 from shared.events import CleanedArticle, DeadLetter, EnrichedArticle, IngestedArticle, PublishedEvent
 from shared.settings import get_settings
 from tests.conftest import SEED
+from tests.httpsite import Site
 
 pytestmark = pytest.mark.integration
 
@@ -96,3 +98,24 @@ async def test_enrich_and_publish_wire_through_to_storage(load_service: Any, red
     assert record is not None
     assert [s.stage for s in record.trace] == ["ingest", "clean", "enrich", "publish"]
     await publish.storage.close()
+
+
+async def test_fetch_wires_discovered_to_raw_and_a_bad_job_to_the_dlq(
+    load_service: Any, redis_url: str, site: Site
+) -> None:
+    from datetime import UTC, datetime
+
+    from shared.events import FetchJob
+
+    site.add("/story.html", "<html><body><article><p>" + SEED.read_text() + "</p></article></body></html>")
+    fetch = load_service("fetch")
+    job = FetchJob(url=site.url("/story.html"), source_id="s1", source_url=site.url("/feed.xml"),
+                   discovered_at=datetime.now(UTC))
+    await run_through(fetch, job.model_dump(mode="json"), {"schema_version": 1, "url": "no source"})
+    await fetch.fetcher.close()
+    [out] = entries(redis_url, fetch.stage.output_stream)
+    assert out[b"origin"] == site.url("/feed.xml").encode()
+    raw = orjson.loads(out[b"data"])
+    assert raw["url"] == site.url("/story.html") and "Shoigu" in raw["html"]
+    [letter] = entries(redis_url, fetch.stage.streams.dlq)
+    assert DeadLetter.model_validate_json(letter[b"data"]).reason == "invalid_event"
