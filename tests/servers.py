@@ -249,9 +249,11 @@ class PostgresCluster:
         if self._as_postgres:
             # `runuser` keeps our environment out; the cluster's files belong to postgres.
             args = ["runuser", "-u", "postgres", "--", *args]
-        return subprocess.run(
-            args, capture_output=True, text=True, check=check, timeout=timeout, start_new_session=own_session
-        )
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, start_new_session=own_session)
+        if check and done.returncode != 0:
+            output = (done.stderr or done.stdout).strip()[-1500:]
+            raise RuntimeError(f"{Path(args[4 if self._as_postgres else 0]).name} failed ({done.returncode}): {output}")
+        return done
 
     def init(self) -> PostgresCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -331,6 +333,8 @@ class SessionServers:
     def redis(self) -> str:
         """A Redis URL every test may use under its own key prefix."""
         if self._redis_url is None:
+            if self.redis_server is not None:
+                raise RuntimeError("the session's private redis-server did not start (see the first error)")
             if redis_up(self.redis_wanted):
                 self.used["Redis"] = f"the machine's, at {_shown(self.redis_wanted)}"
                 self._redis_url = self.redis_wanted
@@ -340,11 +344,11 @@ class SessionServers:
                 self.redis_server = server
                 self.created["redis-server"] += 1
                 reaper().watch(pid=None, match=server.workdir.name, remove=server.workdir)
-                server.start()
                 self.used["Redis"] = (
                     f"private {server.binary} on 127.0.0.1:{server.port} "
                     f"(nothing answered at {_shown(self.redis_wanted)})"
                 )
+                server.start()
                 self._redis_url = server.url
         return self._redis_url
 
@@ -377,11 +381,11 @@ class SessionServers:
         cluster = PostgresCluster(database=_database_name(self.postgres_wanted))
         self.cluster = cluster
         self.created["PostgreSQL cluster"] += 1
-        cluster.init().start()
         self.used["PostgreSQL"] = (
             f"private cluster ({postgres_binary('initdb')}) on 127.0.0.1:{cluster.port} "
             f"(none answered at {_shown(self.postgres_wanted)}: {why})"
         )
+        cluster.init().start()
         return cluster.url
 
     def stop(self) -> None:
