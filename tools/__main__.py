@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tools.bench.cli import bench, bench_warc
+from tools.bench.cli import bench, bench_api, bench_warc
 from tools.eval.cli import eval_app
 
 app = typer.Typer(
@@ -15,6 +15,7 @@ app = typer.Typer(
 )
 app.command()(bench)
 app.command("bench-warc")(bench_warc)
+app.command("bench-api")(bench_api)
 app.add_typer(eval_app, name="eval")
 
 if __name__ == "__main__":

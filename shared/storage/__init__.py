@@ -32,12 +32,15 @@ __all__ = [
 ]
 
 
-def open_storage(url: str) -> Storage:
-    """The backend for `url` (`sqlite:///rel.db`, `sqlite:////abs.db`, `postgresql://...`); connects lazily."""
+def open_storage(url: str, *, read_mostly: bool = False) -> Storage:
+    """The backend for `url` (`sqlite:///rel.db`, `sqlite:////abs.db`, `postgresql://...`); connects lazily.
+
+    `read_mostly` (the read API): SQLite keeps a larger page cache and maps the file.
+    """
     if url.startswith("sqlite:"):
         from shared.storage.sqlite import SQLiteStorage
 
-        return SQLiteStorage(url)
+        return SQLiteStorage(url, read_mostly=read_mostly)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         from shared.storage.postgres import PostgresStorage
 

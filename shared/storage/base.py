@@ -163,6 +163,8 @@ class Facets:
     entities: dict[str, list[FacetCount]]
     # publication day (YYYY-MM-DD, UTC) -> articles, oldest day first
     days: list[FacetCount]
+    # 1: every match counted; k: counted over every k-th stored match and multiplied by k (large match sets)
+    sample_every: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready mapping."""
@@ -179,6 +181,8 @@ class Facets:
             "content_types": counts(self.content_types),
             "entities": {label: counts(values) for label, values in self.entities.items()},
             "days": counts(self.days),
+            "sampled": self.sample_every > 1,
+            "sample_every": self.sample_every,
         }
 
 

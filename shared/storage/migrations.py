@@ -201,6 +201,22 @@ _V5_SOURCES = """CREATE TABLE sources (
         added_at {timestamp} NOT NULL
     )"""
 
+# v6: the read API's newest-first pages walk an index in (publication date, sequence) order, however many
+# articles a common word matches (undated articles sort last, as the NULLS LAST of the listings).
+_V6_SQLITE = (
+    "CREATE INDEX articles_published_key ON articles (coalesce(published_at, ''))",  # + rowid = seq
+    # SQLite reads the source filter's sequence numbers from indexes alone (shared/storage/sqlite.py).
+    "CREATE INDEX articles_source_name ON articles (lower(source_name))",
+)
+_V6_POSTGRES = (
+    "CREATE INDEX articles_published_key ON articles "
+    "((coalesce(published_at, '0001-01-01 00:00:00+00'::timestamptz)), seq)",
+    "CREATE INDEX articles_received_key ON articles (received_at, seq)",
+    # 64 buckets of the sequence: a facet sample is `mod(seq, 64) < b`, a bitmap ANDed with the text index, so
+    # a common word's sample reads 1/k of its matches instead of every one.
+    "CREATE INDEX articles_sample_bucket ON articles ((mod(seq, 64)))",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "articles, entities, mentions, places, countries, keywords, near-duplicates, full-text",
               _SQLITE_V1, _POSTGRES_V1),
@@ -209,6 +225,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "content type column", _V4_COMMON, _V4_COMMON),
     Migration(5, "sources (feeds and sitemaps the fetch stage polls)",
               (_V5_SOURCES.format(**_SQLITE_TYPES),), (_V5_SOURCES.format(**_POSTGRES_TYPES),)),
+    Migration(6, "sort-key indexes for the read API's pages", _V6_SQLITE, _V6_POSTGRES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

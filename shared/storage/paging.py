@@ -20,7 +20,7 @@ RECORD_FIELDS = tuple(ArticleRecord.model_fields)
 
 @dataclass(frozen=True, slots=True)
 class Sort:
-    """An order: the key, and whether larger values come first; ties are broken by id in the same direction."""
+    """An order: the key, and whether larger values come first; ties are broken by storage sequence alike."""
 
     key: SortKey
     descending: bool
@@ -40,7 +40,7 @@ class Sort:
 
 @dataclass(frozen=True, slots=True)
 class Cursor:
-    """Where the next page starts: the last item's sort key and id, and the query it belongs to.
+    """Where the next page starts: the last item's sort key and storage sequence, and the query it belongs to.
 
     `watermark` is the highest storage sequence number when the first page was read: later pages leave out
     articles stored after it, so a pagination is one stable listing however many articles arrive meanwhile.
@@ -48,12 +48,12 @@ class Cursor:
 
     query: str
     key: Any
-    id: str
+    seq: int
     watermark: int
 
     def encode(self) -> str:
         """URL-safe opaque text."""
-        data = orjson.dumps({"q": self.query, "k": self.key, "i": self.id, "w": self.watermark})
+        data = orjson.dumps({"q": self.query, "k": self.key, "s": self.seq, "w": self.watermark})
         return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
     @classmethod
@@ -61,7 +61,7 @@ class Cursor:
         """The cursor in `text`; ValueError when it is malformed or was made for another query."""
         try:
             data = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-            cursor = cls(query=str(data["q"]), key=data["k"], id=str(data["i"]), watermark=int(data["w"]))
+            cursor = cls(query=str(data["q"]), key=data["k"], seq=int(data["s"]), watermark=int(data["w"]))
         except (binascii.Error, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError("cursor is not one this API returned") from error
         if cursor.query != query:
@@ -92,3 +92,44 @@ def project(
     if extra:
         projected.update(extra)
     return projected
+
+
+# Relevance is ranked within tiers of about this many full-text matches, newest stored first: ranking every match
+# of a word found in most of the corpus would cost a scoring pass over all of them for each page. A query matching
+# fewer articles is one tier, ranked exactly.
+RELEVANCE_TIER = 8_000
+
+
+@dataclass(frozen=True, slots=True)
+class Tiers:
+    """Storage-sequence bands below the watermark, each holding about `RELEVANCE_TIER` matches."""
+
+    watermark: int
+    width: int
+
+    @classmethod
+    def for_matches(cls, watermark: int, matches: int, tier: int | None = None) -> Tiers:
+        """One band for few matches; else bands narrow enough to hold about `tier` (default RELEVANCE_TIER) each."""
+        tier = tier or RELEVANCE_TIER
+        if matches <= tier:
+            return cls(watermark, watermark + 1)
+        return cls(watermark, max(1, -(-watermark * tier // matches)))
+
+    def bounds(self, index: int) -> tuple[int, int] | None:
+        """(low exclusive, high inclusive) sequence bounds of band `index`; None past the oldest."""
+        high = self.watermark - index * self.width
+        if high <= 0:
+            return None
+        return max(0, high - self.width), high
+
+
+@dataclass(frozen=True, slots=True)
+class SampleStep:
+    """Facets over large match sets count every `every`-th stored article (by sequence) and scale up."""
+
+    every: int
+
+    @classmethod
+    def for_matches(cls, matches: int, sample: int) -> SampleStep:
+        """Every article up to twice `sample` matches; beyond, a step that keeps about `sample`."""
+        return cls(1 if matches <= 2 * sample else -(-matches // sample))

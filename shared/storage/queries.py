@@ -106,53 +106,48 @@ def filter_conditions(
     return conditions, params
 
 
-def facets_sql(where: str, size: int, day: str) -> str:
-    """One statement for every facet: rows of (facet, label, value, count), the match set computed once.
+def facet_columns(day: str) -> str:
+    """What each sampled article contributes to the facets; `day` is the backend's UTC YYYY-MM-DD expression."""
+    return f"a.seq, a.id, a.source_domain, a.category, a.language, a.content_type, {day} AS day"
 
-    `where` is a `filter_clause` over articles `a` ("" for all); `day` is the backend's expression for an
-    article's UTC publication day as YYYY-MM-DD text.
+
+def facets_union(source: str, size: int, pin: str = "") -> str:
+    """One statement for every facet over `source` (rows of `facet_columns`): (facet, label, value, count).
+
+    `pin` ("+" on SQLite) prefixes the child tables' GROUP BY keys: SQLite would otherwise walk a whole child
+    index in key order (to group without sorting) and probe the small sample for every row.
     """
     top = f"ORDER BY count DESC, value LIMIT {int(size)}"
-    matched = f"WITH m AS MATERIALIZED (SELECT a.seq, a.id FROM articles a {where}) " if where else ""
-    articles = "m JOIN articles a ON a.seq = m.seq" if where else "articles a"
-
-    def children(table: str) -> str:
-        return f"m JOIN {table} t ON t.article_id = m.id" if where else f"{table} t"
 
     def column(facet: str, name: str) -> str:
         return (
-            f"SELECT '{facet}' AS facet, NULL AS label, value, count FROM (SELECT a.{name} AS value, "
-            f"count(*) AS count FROM {articles} WHERE a.{name} IS NOT NULL GROUP BY a.{name} {top}) {facet}"
+            f"SELECT '{facet}' AS facet, NULL AS label, value, count FROM (SELECT m.{name} AS value, "
+            f"count(*) AS count FROM {source} m WHERE m.{name} IS NOT NULL GROUP BY m.{name} {top}) {facet}"
         )
 
     parts = [
-        f"SELECT 'total' AS facet, NULL AS label, NULL AS value, count(*) AS count FROM {articles}",
         column("sources", "source_domain"),
         column("categories", "category"),
         column("languages", "language"),
         column("content_types", "content_type"),
         "SELECT 'countries', NULL, value, count FROM (SELECT t.country_code AS value, count(*) AS count "
-        f"FROM {children('article_countries')} GROUP BY t.country_code {top}) countries",
+        f"FROM {source} m JOIN article_countries t ON t.article_id = m.id "
+        f"GROUP BY {pin}t.country_code {top}) countries",
         # The top `size` entities of every label, ranked by how many matching articles name them.
         "SELECT 'entities', label, value, count FROM (SELECT e.label, e.name AS value, c.count, "
         "row_number() OVER (PARTITION BY e.label ORDER BY c.count DESC, e.name) AS rank FROM ("
-        f"SELECT t.entity_id, count(*) AS count FROM {children('article_entities')} GROUP BY t.entity_id"
-        f") c JOIN entities e ON e.id = c.entity_id) ranked WHERE rank <= {int(size)}",
-        f"SELECT 'days', NULL, value, count FROM (SELECT {day} AS value, count(*) AS count FROM {articles} "
-        "WHERE a.published_at IS NOT NULL GROUP BY 1) days",
+        f"SELECT t.entity_id, count(*) AS count FROM {source} m JOIN article_entities t ON t.article_id = m.id "
+        f"GROUP BY {pin}t.entity_id) c JOIN entities e ON e.id = c.entity_id) ranked WHERE rank <= {int(size)}",
+        f"SELECT 'days', NULL, m.day, count(*) FROM {source} m WHERE m.day IS NOT NULL GROUP BY m.day",
     ]
-    return matched + " UNION ALL ".join(parts)
+    return " UNION ALL ".join(parts)
 
 
-def facets_from_rows(rows: Iterable[tuple[Any, ...]]) -> Facets:
-    """The `facets_sql` rows as `Facets`, each facet's values most frequent first (days in date order)."""
+def facets_from_rows(total: int, every: int, rows: Iterable[tuple[Any, ...]]) -> Facets:
+    """The `facets_union` rows as `Facets`, counts scaled by the sample step; most frequent first (days in order)."""
     found: dict[str, list[tuple[str | None, str, int]]] = {}
-    total = 0
     for facet, label, value, count in rows:
-        if facet == "total":
-            total = int(count)
-        else:
-            found.setdefault(str(facet), []).append((label, str(value), int(count)))
+        found.setdefault(str(facet), []).append((label, str(value), int(count) * every))
 
     def counts(name: str) -> list[FacetCount]:
         ordered = sorted(found.get(name, []), key=lambda row: (-row[2], row[1]))
@@ -170,6 +165,7 @@ def facets_from_rows(rows: Iterable[tuple[Any, ...]]) -> Facets:
         content_types=counts("content_types"),
         entities=entities,
         days=[FacetCount(value, count) for _, value, count in sorted(found.get("days", []), key=lambda r: r[1])],
+        sample_every=every,
     )
 
 

@@ -31,16 +31,17 @@ from shared.storage.base import (
     to_utc,
 )
 from shared.storage.migrations import Migration, pending
-from shared.storage.paging import Cursor, Sort, project, query_fingerprint
+from shared.storage.paging import Cursor, SampleStep, Sort, Tiers, project, query_fingerprint
 from shared.storage.queries import (
     NEAR_DUPLICATES_SQL,
     ORDER_NEWEST_FIRST,
     SUMMARY_COLUMNS,
     duplicates_from_rows,
+    escape_like,
+    facet_columns,
     facets_from_rows,
-    facets_sql,
+    facets_union,
     filter_clause,
-    filter_conditions,
     fts5_query,
 )
 from shared.storage.sources import SOURCE_COLUMNS, Source, insert_source_sql
@@ -102,8 +103,9 @@ _CHILD_TABLES = ("article_entities", "mentions", "places", "article_countries", 
 class SQLiteStorage(Storage):
     """Articles in one SQLite file (WAL, busy timeout, BEGIN IMMEDIATE writes)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, read_mostly: bool = False) -> None:
         self.url = url
+        self.read_mostly = read_mostly
         self.path = sqlite_path(url)
         # sqlite3 connections are not for concurrent use: one thread owns this one.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-storage")
@@ -120,6 +122,11 @@ class SQLiteStorage(Storage):
         connection.execute("PRAGMA journal_mode = WAL")
         connection.execute("PRAGMA synchronous = NORMAL")  # durable across crashes in WAL mode
         connection.execute("PRAGMA foreign_keys = ON")
+        if self.read_mostly:
+            # Rows are wide (body and record JSON); a 64 MB page cache and a mapped file keep the read API's
+            # repeated page and facet reads off the system-call path. Writers and exports keep the small default.
+            connection.execute("PRAGMA cache_size = -65536")
+            connection.execute("PRAGMA mmap_size = 268435456")
         return connection
 
     def _connection_in_thread(self) -> sqlite3.Connection:
@@ -290,7 +297,7 @@ class SQLiteStorage(Storage):
         cursor: str | None = None,
         fields: Sequence[str] | None = None,
     ) -> ArticlePage:
-        """Keyset pages over the FTS5 join (ranked by bm25) or the articles table, below a sequence watermark."""
+        """Keyset pages below a sequence watermark: a sort-key index walk, or bm25 ranking tier by tier."""
         f = filters.normalised()
         if sort.key == "relevance" and not f.query:
             raise ValueError("sort=relevance needs full-text terms (q)")
@@ -299,72 +306,85 @@ class SQLiteStorage(Storage):
         expression = fts5_query(f.query) if f.query else None
         if f.query and expression is None:
             return ArticlePage([], None)  # nothing searchable in the terms ("!!!"): nothing matches
-        conditions, params = filter_conditions(f, "?", _timestamp)
-        columns = "a.seq, a.id, a.record"
-        source = "articles a"
-        if expression is not None:
-            columns += f", {_BM25_SCORE}, snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24)"
-            source = "articles_fts JOIN articles a ON a.seq = articles_fts.rowid"
-            conditions.insert(0, "articles_fts MATCH ?")
-            params.insert(0, expression)
-        key = {"published_at": "coalesce(a.published_at, '')", "received_at": "a.received_at",
-               "relevance": _BM25_SCORE}[sort.key]
-        direction, beyond = ("DESC", "<") if sort.descending else ("ASC", ">")
+        conditions, params = _indexed_conditions(f)
 
         def read(connection: sqlite3.Connection) -> ArticlePage:
-            connection.execute("BEGIN")  # one snapshot for the watermark and the page
+            connection.execute("BEGIN")  # one snapshot for the watermark, the page and its records
             try:
                 if after is not None:
                     watermark = after.watermark
                 else:
                     watermark = int(connection.execute("SELECT coalesce(max(seq), 0) FROM articles").fetchone()[0])
-                where = [*conditions, "a.seq <= ?"]
-                values = [*params, watermark]
-                if after is not None:
-                    anchor: str = "?"
-                    anchor_params: list[Any] = [after.key]
-                    if sort.key == "relevance":
-                        # bm25 weighs terms by corpus statistics, which arrivals shift: compare against the anchor
-                        # article's score now, not the one it had when the previous page was read.
-                        anchor = (
-                            f"coalesce((SELECT {_BM25_SCORE} FROM articles_fts WHERE articles_fts MATCH ? "
-                            "AND articles_fts.rowid = (SELECT seq FROM articles WHERE id = ?)), ?)"
-                        )
-                        anchor_params = [expression, after.id, after.key]
-                    where.append(f"({key}, a.id) {beyond} ({anchor}, ?)")
-                    values += [*anchor_params, after.id]
-                sql = (
-                    f"SELECT {columns}, {key} FROM {source} WHERE {' AND '.join(where)} "
-                    f"ORDER BY {key} {direction}, a.id {direction} LIMIT ?"
-                )
-                rows = connection.execute(sql, [*values, limit + 1]).fetchall()
+                if sort.key == "relevance":
+                    assert expression is not None
+                    page = _ranked_page(connection, expression, conditions, params, watermark, after, limit)
+                else:
+                    page = _ordered_page(connection, sort, expression, conditions, params, watermark, after, limit)
+                items = _page_items(connection, [seq for seq, _, _ in page[:limit]], expression, fields, page)
             finally:
                 connection.execute("COMMIT")
-            items = []
-            for row in rows[:limit]:
-                extra = {"score": float(row[3]), "snippet": row[4]} if expression is not None else None
-                items.append(project(row[2], fields, extra))
             next_cursor = None
-            if len(rows) > limit:
-                last = rows[limit - 1]
-                next_cursor = Cursor(fingerprint, last[-1], last[1], watermark).encode()
+            if len(page) > limit:
+                seq, key, _ = page[limit - 1]
+                next_cursor = Cursor(fingerprint, key, seq, watermark).encode()
             return ArticlePage(items, next_cursor)
 
         return await self._run(read)
 
     async def facets(self, filters: ArticleFilters, *, size: int = 10) -> Facets:
-        """Every facet from one read snapshot; a filtered match set is materialised once in a temp table."""
+        """An exact total; the facets counted over the matches, or over every k-th of a large match set."""
         f = filters.normalised()
+        expression = fts5_query(f.query) if f.query else None
+        templates, params = _indexed_conditions(f)
+        conditions = [c.format(seq="a.seq") for c in templates]
+        columns = facet_columns("substr(a.published_at, 1, 10)")
 
-        def match_text(query: str) -> tuple[str, list[Any]]:
-            expression = fts5_query(query)
-            if expression is None:
-                return "0", []
-            return "a.seq IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)", [expression]
+        def read(connection: sqlite3.Connection) -> Facets:
+            connection.execute("BEGIN")
+            try:
+                if f.query and expression is None:
+                    return facets_from_rows(0, 1, [])
+                connection.execute("DROP TABLE IF EXISTS temp.facet_sample")
+                if not conditions and expression is None:
+                    total = int(connection.execute("SELECT count(*) FROM articles").fetchone()[0])
+                    step = SampleStep.for_matches(total, FACET_SAMPLE).every
+                    # Every k-th sequence number, looked up by rowid: no pass over the whole table.
+                    top = int(connection.execute("SELECT coalesce(max(seq), 0) FROM articles").fetchone()[0])
+                    connection.execute(
+                        "CREATE TEMP TABLE facet_sample AS WITH RECURSIVE s(x) AS (SELECT ? UNION ALL "
+                        f"SELECT x + ? FROM s WHERE x + ? <= ?) SELECT {columns} FROM s JOIN articles a ON a.seq = s.x",
+                        (step, step, step, top),
+                    )
+                else:
+                    # The matches' sequence numbers once (from indexes and the text index: no row read), then
+                    # the rows of every k-th.
+                    connection.execute("DROP TABLE IF EXISTS temp.facet_matches")
+                    if expression is not None:  # the text index's rowids are the sequence numbers
+                        matches = " AND ".join(["articles_fts MATCH ?", *(c.format(seq="rowid") for c in templates)])
+                        connection.execute(
+                            f"CREATE TEMP TABLE facet_matches AS SELECT rowid AS seq FROM articles_fts WHERE {matches}",
+                            [expression, *params],
+                        )
+                    else:
+                        connection.execute(
+                            "CREATE TEMP TABLE facet_matches AS SELECT a.seq FROM articles a "
+                            f"WHERE {' AND '.join(conditions)}",
+                            params,
+                        )
+                    total = int(connection.execute("SELECT count(*) FROM temp.facet_matches").fetchone()[0])
+                    step = SampleStep.for_matches(total, FACET_SAMPLE).every
+                    connection.execute(
+                        f"CREATE TEMP TABLE facet_sample AS SELECT {columns} FROM temp.facet_matches fm "
+                        f"JOIN articles a ON a.seq = fm.seq WHERE fm.seq % {step} = 0"
+                    )
+                    connection.execute("DROP TABLE temp.facet_matches")
+                rows = connection.execute(facets_union("facet_sample", size, pin="+")).fetchall()
+                connection.execute("DROP TABLE temp.facet_sample")
+            finally:
+                connection.execute("COMMIT")
+            return facets_from_rows(total, step, rows)
 
-        where, params = filter_clause(f, "?", _timestamp, match_text)
-        sql = facets_sql(where, size, "substr(a.published_at, 1, 10)")
-        return await self._run(lambda connection: facets_from_rows(connection.execute(sql, params).fetchall()))
+        return await self._run(read)
 
     async def near_duplicates(self, article_id: str, fields: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Both directions of the near-duplicate relation, and exact copies (similarity 1.0)."""
@@ -538,3 +558,155 @@ def _insert_children(connection: sqlite3.Connection, rows: list[RecordRows]) -> 
 
 def _source(row: Sequence[Any]) -> Source:
     return Source(id=row[0], url=row[1], name=row[2], interval_s=int(row[3]), added_at=datetime.fromisoformat(row[4]))
+
+
+# Facets over more matches than twice this count every k-th of them (a 2-core machine aggregates ~200k entity
+# rows per second in SQLite; 3,000 articles name ~40k).
+FACET_SAMPLE = 3_000
+_PUBLISHED_KEY = "coalesce(a.published_at, '')"  # the expression of index articles_published_key
+
+PageRow = tuple[int, Any, float | None]  # seq, cursor key, score
+
+
+def _ordered_page(
+    connection: sqlite3.Connection, sort: Sort, expression: str | None, conditions: list[str], params: list[Any],
+    watermark: int, after: Cursor | None, limit: int,
+) -> list[PageRow]:
+    """Walk the sort key's index, newest (or oldest) first, keeping rows that pass every filter."""
+    key = _PUBLISHED_KEY if sort.key == "published_at" else "a.received_at"
+    where, values = [*(c.format(seq="+a.seq") for c in conditions), "a.seq <= ?"], [*params, watermark]
+    if expression is not None:
+        # The unary + keeps the planner off the rowid: it walks the sort index and probes the match set (built
+        # once), which stops after one page however common the word; sorting every match would read them all.
+        where.insert(0, "+a.seq IN (SELECT rowid FROM articles_fts WHERE articles_fts MATCH ?)")
+        values.insert(0, expression)
+    direction, beyond = ("DESC", "<") if sort.descending else ("ASC", ">")
+    if after is not None:
+        where.append(f"({key} {beyond} ? OR ({key} = ? AND a.seq {beyond} ?))")
+        values += [after.key, after.key, after.seq]
+    sql = (
+        f"SELECT a.seq, {key} FROM articles a WHERE {' AND '.join(where)} "
+        f"ORDER BY {key} {direction}, a.seq {direction} LIMIT ?"
+    )
+    return [(seq, key_value, None) for seq, key_value in connection.execute(sql, [*values, limit + 1])]
+
+
+def _ranked_page(
+    connection: sqlite3.Connection, expression: str, conditions: list[str], params: list[Any], watermark: int,
+    after: Cursor | None, limit: int,
+) -> list[PageRow]:
+    """bm25 order within tiers of ~`RELEVANCE_TIER` matches, newest tier first; the cursor key is
+    [tier, width, score]."""
+    if conditions:
+        # The filters' sets are built once, into the request's own candidate list, not once per tier.
+        connection.execute("DROP TABLE IF EXISTS temp.ranked_candidates")
+        connection.execute(
+            "CREATE TEMP TABLE ranked_candidates AS SELECT rowid AS seq FROM articles_fts WHERE articles_fts MATCH ? "
+            f"AND rowid <= ? AND {' AND '.join(c.format(seq='rowid') for c in conditions)}",
+            [expression, watermark, *params],
+        )
+        conditions, params = ["{seq} IN (SELECT seq FROM temp.ranked_candidates)"], []
+        count_sql = "SELECT count(*) FROM temp.ranked_candidates"
+        count_params: list[Any] = []
+    else:
+        count_sql = "SELECT count(*) FROM articles_fts WHERE articles_fts MATCH ? AND rowid <= ?"
+        count_params = [expression, watermark]
+    if after is not None:
+        tier, width, _ = after.key
+        tiers = Tiers(watermark, int(width))
+    else:
+        tier, tiers = 0, Tiers.for_matches(watermark, int(connection.execute(count_sql, count_params).fetchone()[0]))
+    found: list[PageRow] = []
+    anchor = after
+    while len(found) <= limit and (bounds := tiers.bounds(tier)) is not None:
+        where = ["articles_fts MATCH ?", "articles_fts.rowid > ?", "articles_fts.rowid <= ?"]
+        values: list[Any] = [expression, *bounds]
+        if anchor is not None:
+            # bm25 weighs terms by corpus statistics, which arrivals shift: compare against the anchor article's
+            # score now, not the one it had when the previous page was read.
+            where.append(
+                f"({_BM25_SCORE}, articles_fts.rowid) < (coalesce((SELECT {_BM25_SCORE} FROM articles_fts "
+                "WHERE articles_fts MATCH ? AND articles_fts.rowid = ?), ?), ?)"
+            )
+            values += [expression, anchor.seq, anchor.key[2], anchor.seq]
+        # Ranking alone, filters probed by rowid: no article row is read until the page is known.
+        where += [c.format(seq="articles_fts.rowid") for c in conditions]
+        values += params
+        sql = (
+            f"SELECT articles_fts.rowid, {_BM25_SCORE} AS score FROM articles_fts WHERE {' AND '.join(where)} "
+            "ORDER BY score DESC, articles_fts.rowid DESC LIMIT ?"
+        )
+        for seq, score in connection.execute(sql, [*values, limit + 1 - len(found)]):
+            found.append((seq, [tier, tiers.width, score], score))
+        tier, anchor = tier + 1, None
+    return found
+
+
+def _page_items(
+    connection: sqlite3.Connection, seqs: list[int], expression: str | None, fields: Sequence[str] | None,
+    page: list[PageRow],
+) -> list[dict[str, Any]]:
+    """The page's records in page order, with score and snippet when the query has full-text terms."""
+    if not seqs:
+        return []
+    marks = ", ".join("?" for _ in seqs)
+    records = dict(connection.execute(f"SELECT seq, record FROM articles WHERE seq IN ({marks})", seqs))
+    snippets: dict[int, str] = {}
+    scores: dict[int, float] = {}
+    if expression is not None:
+        for seq, snippet, score in connection.execute(
+            f"SELECT rowid, snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24), "
+            f"{_BM25_SCORE} FROM articles_fts WHERE articles_fts MATCH ? AND rowid IN ({marks})",
+            [expression, *seqs],
+        ):
+            snippets[seq], scores[seq] = snippet, float(score)
+    return [
+        project(records[seq], fields, {"score": scores.get(seq), "snippet": snippets.get(seq)} if expression else None)
+        for seq in seqs
+    ]
+
+
+def _indexed_conditions(f: ArticleFilters) -> tuple[list[str], list[Any]]:
+    """The filters as `{seq} IN (...)` templates, each set read from an index alone.
+
+    An article row holds its body and record JSON (kilobytes, overflow pages): a condition on a row column costs
+    a row read per candidate. These sets are built once per query from indexes, then probed by sequence number
+    (the FTS5 rowid), so ranking, index walks and samples never read a row that does not match.
+    """
+    sets: list[str] = []
+    params: list[Any] = []
+
+    def add(sql: str, *values: Any, negate: bool = False) -> None:
+        sets.append(f"{{seq}} {'NOT IN' if negate else 'IN'} ({sql})")
+        params.extend(values)
+
+    if f.source:
+        add("SELECT seq FROM articles WHERE lower(source_domain) = ? UNION "
+            "SELECT seq FROM articles WHERE lower(source_name) = ?", f.source, f.source)
+    if f.lang:
+        add("SELECT seq FROM articles WHERE language = ?", f.lang)
+    if f.category:
+        add("SELECT seq FROM articles WHERE lower(category) = ?", f.category)
+    if f.content_type:
+        add("SELECT seq FROM articles WHERE content_type = ?", f.content_type)
+    if f.entity or f.entity_label:
+        entity = [*(["e.name_key LIKE lower(?) ESCAPE '\\'"] if f.entity else []),
+                  *(["e.label = ?"] if f.entity_label else [])]
+        # CROSS JOIN fixes the order: the (few) entities first; a LIKE '%x%' gives the planner no estimate.
+        add("SELECT a2.seq FROM entities e CROSS JOIN article_entities ae ON ae.entity_id = e.id "
+            f"JOIN articles a2 ON a2.id = ae.article_id WHERE {' AND '.join(entity)}",
+            *([f"%{escape_like(f.entity)}%"] if f.entity else []), *([f.entity_label] if f.entity_label else []))
+    if f.country:
+        add("SELECT a2.seq FROM article_countries ac JOIN articles a2 ON a2.id = ac.article_id "
+            "WHERE ac.country_code = ?", f.country)
+    for column, start, end in (("published_at", f.since, f.until), ("received_at", f.received_since,
+                                                                     f.received_until)):
+        if start or end:
+            bounds = [*([f"{column} >= ?"] if start else []), *([f"{column} < ?"] if end else [])]
+            add(f"SELECT seq FROM articles WHERE {' AND '.join(bounds)}",
+                *[_timestamp(moment) for moment in (start, end) if moment])
+    if f.duplicates is not None:
+        add("SELECT seq FROM articles WHERE duplicate_of IS NOT NULL UNION "
+            "SELECT a2.seq FROM near_duplicates nd JOIN articles a2 ON a2.id = nd.article_id",
+            negate=not f.duplicates)
+    return sets, params

@@ -10,7 +10,7 @@ from shared.events import NearDuplicate
 from shared.storage import ArticleFilters, Storage
 from shared.storage.paging import Sort
 from tests.integration import test_storage
-from tests.integration.test_storage import BASE_TIME, entity, make_record
+from tests.integration.test_storage import BASE_TIME, entity, execute_raw, make_record
 
 pytestmark = pytest.mark.integration
 # The same fixtures as the storage tests: a fresh database on each backend.
@@ -146,3 +146,50 @@ async def test_near_duplicates_in_both_directions(storage: Storage) -> None:
     later = await storage.near_duplicates("a0", fields=["id"])
     assert later == [{"id": "a2", "similarity": 0.91, "relation": "later"}]
     assert await storage.near_duplicates("a1") == []
+
+
+async def test_relevance_tiers_page_through_every_match_once(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib
+
+    from shared.storage import paging
+
+    monkeypatch.setattr(paging, "RELEVANCE_TIER", 4)  # 14 matches: tiers of about four
+    backend = importlib.import_module(type(storage).__module__)
+    if hasattr(backend, "RELEVANCE_TIER"):
+        monkeypatch.setattr(backend, "RELEVANCE_TIER", 4)
+    records = [make_record(f"r{n:02d}", title="Harbour", body="harbour " * (1 + n % 5) + f"story {n}.")
+               for n in range(14)]
+    await storage.upsert_articles(records)
+    execute_raw(storage.url, "ANALYZE")  # the PostgreSQL backend sizes tiers from the planner's estimate
+    seen: list[str] = []
+    cursor = None
+    while True:
+        page = await storage.query_articles(ArticleFilters(query="harbour"), sort=Sort.parse("relevance"), limit=3,
+                                            cursor=cursor)
+        seen += [item["id"] for item in page.items]
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert sorted(seen) == sorted(r.id for r in records)  # each once, across the tiers
+
+
+async def test_large_match_sets_are_faceted_over_a_sample(storage: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    backend = importlib.import_module(type(storage).__module__)
+    monkeypatch.setattr(backend, "FACET_SAMPLE", 3)  # more than 6 matches: a sample is counted and scaled
+    await storage.upsert_articles([
+        make_record(f"s{n:02d}", source_domain="big.example" if n % 4 else "small.example", body=f"Ports story {n}.")
+        for n in range(20)
+    ])
+    execute_raw(storage.url, "ANALYZE")
+    for filters in (ArticleFilters(), ArticleFilters(query="ports"), ArticleFilters(category="politics")):
+        facets = await storage.facets(filters)
+        every = facets.sample_every
+        assert every > 1 and facets.to_dict()["sampled"]
+        assert all(c.count % every == 0 for c in [*facets.sources, *facets.days])
+        assert facets.total == 20 if storage.url.startswith("sqlite") else facets.total % every == 0
+    exact = await storage.facets(ArticleFilters(source="small.example"))
+    assert exact.total == 5 and exact.sample_every == 1 and exact.sources[0].count == 5

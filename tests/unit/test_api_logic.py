@@ -21,7 +21,7 @@ from tests.integration.test_storage import BASE_TIME, make_record
 
 
 def test_cursors_round_trip_and_refuse_other_queries() -> None:
-    cursor = Cursor("abc", "2024-06-01T12:00:00+00:00", "a1", 42)
+    cursor = Cursor("abc", "2024-06-01T12:00:00+00:00", 7, 42)
     assert Cursor.decode(cursor.encode(), "abc") == cursor
     with pytest.raises(ValueError, match="another query"):
         Cursor.decode(cursor.encode(), "xyz")

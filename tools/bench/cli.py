@@ -107,3 +107,49 @@ def emit(report: dict[str, Any] | str, *, failed: bool) -> None:
         sys.stdout.write(report)
     if failed:
         raise typer.Exit(1)
+
+
+def bench_api(
+    articles: Annotated[int, typer.Option(min=1, help="stored articles to search")] = 100_000,
+    rounds: Annotated[int, typer.Option(min=1, help="timed passes over the query mix per endpoint")] = 5,
+    sqlite: Annotated[
+        Path | None, typer.Option(help="SQLite file to load (reused when it holds enough); default under data/")
+    ] = None,
+    postgres_url: Annotated[
+        str | None, typer.Option(help="also measure PostgreSQL here, in schema bench_api_N (dropped unless --keep)")
+    ] = None,
+    keep: Annotated[bool, typer.Option(help="keep the loaded SQLite file / PostgreSQL schema for a rerun")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """p50/p95 of GET /articles?q= and /articles/facets over a synthetic corpus on SQLite (and PostgreSQL)."""
+    import psycopg
+
+    from tools.bench.api import bench_backend
+    from tools.bench.api import render_markdown as render_api
+    from tools.bench.corpus import SyntheticCorpus
+
+    def progress(step: str) -> None:
+        err.print(f"[bold]bench-api[/] {step}")
+
+    corpus = SyntheticCorpus(tag="api")
+    path = sqlite or Path("data") / f"bench-api-{articles}.db"
+    reports = [bench_backend("sqlite", f"sqlite:///{path.resolve()}", corpus, articles, rounds, progress)]
+    if not keep and sqlite is None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    if postgres_url:
+        schema = f"bench_api_{articles}"
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}".encode())
+        separator = "&" if "?" in postgres_url else "?"
+        url = f"{postgres_url}{separator}options=-csearch_path%3D{schema}"
+        try:
+            reports.append(bench_backend("postgres", url, corpus, articles, rounds, progress))
+        finally:
+            if not keep:
+                with psycopg.connect(postgres_url, autocommit=True) as admin:
+                    admin.execute(f"DROP SCHEMA {schema} CASCADE".encode())
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps(reports, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        sys.stdout.write(render_api(reports))
