@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import orjson
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -57,7 +58,17 @@ def highlight(snippet: str) -> Markup:
     return Markup(str(escape(snippet)).replace(HIGHLIGHT_START, "<mark>").replace(HIGHLIGHT_END, "</mark>"))
 
 
+def readable_payload(payload: bytes, limit: int = 20_000) -> str:
+    """A DLQ payload for reading: indented when it is JSON, else the text as it came (cut at `limit`)."""
+    try:
+        text = orjson.dumps(orjson.loads(payload), option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONDecodeError:
+        text = payload.decode("utf-8", "replace")
+    return text[:limit]
+
+
 TEMPLATES.env.filters["age"] = format_age
+TEMPLATES.env.filters["readable_payload"] = readable_payload
 TEMPLATES.env.filters["highlight"] = highlight
 
 

@@ -140,8 +140,17 @@ def cell(browser: WebDriver, stage: str, field: str) -> str:
 
 
 def screenshot(browser: WebDriver, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    browser.save_screenshot(str(DOCS / name))
+    """The page as a PNG; into docs/ when it is missing there or NEWSFLOW_UPDATE_SCREENSHOTS=1 asks for it.
+
+    Every run's picture differs (times, key prefixes): rewriting docs/ each run would leave every checkout that
+    runs the suite with changed files.
+    """
+    png = browser.get_screenshot_as_png()
+    assert png.startswith(b"\x89PNG") and len(png) > 10_000, "a blank or broken screenshot"
+    target = DOCS / name
+    if os.environ.get("NEWSFLOW_UPDATE_SCREENSHOTS") == "1" or not target.exists():
+        DOCS.mkdir(exist_ok=True)
+        target.write_bytes(png)
 
 
 def test_pipeline_page_shows_the_lag_of_a_stopped_stage(browser: WebDriver, stack: Stack) -> None:
