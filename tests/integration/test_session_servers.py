@@ -85,7 +85,16 @@ def inner_session(
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "tests.conftest"]
     command += ["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml"), str(test_file)]
     process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        command,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+        # A suite started in the background (`make test &`, some CI runners) inherits SIGINT ignored; the inner
+        # session must hear Ctrl-C as a terminal's job would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     return process, report
 
