@@ -102,3 +102,26 @@ def test_scale_bench_measures_every_cost_at_every_size(postgres_url: str) -> Non
     table = render_scale(report)
     for text in ("stage: enrich_nlp", "search p95 (postgresql)", "copies in the index", "largest / smallest"):
         assert text in table
+
+
+def test_bench_api_measures_both_endpoints_on_a_small_corpus(tmp_path: object) -> None:
+    """`python -m tools bench-api` at 300 articles: every query kind timed on both endpoints (no timing asserts)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    database = Path(str(tmp_path)) / "api.db"
+    done = subprocess.run(
+        [sys.executable, "-m", "tools", "bench-api", "--articles", "300", "--rounds", "1", "--sqlite", str(database),
+         "--json"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    (report,) = orjson.loads(done.stdout)
+    assert report["backend"] == "sqlite" and report["articles"] == 300
+    for endpoint in ("search", "facets"):
+        measured = report[endpoint]
+        assert measured["requests"] == 42 and 0 < measured["p50_ms"] <= measured["p95_ms"] <= measured["max_ms"]
+        assert set(measured["p95_by_kind_ms"]) == {"common word", "middle word", "rare word", "entity name",
+                                                   "two words", "word + filters", "filters only"}
