@@ -41,6 +41,15 @@ if ! engine_answers; then
   fi
   command -v docker >/dev/null || skip "dockerd is installed but the docker client is not"
   [ "$(id -u)" = 0 ] || skip "no Docker engine answers and only root can start dockerd"
+  # A dockerd still starting or shutting down holds the pid file (and a new one would refuse to start): wait for
+  # it to answer or to exit.
+  held_by=$(cat /var/run/docker.pid 2>/dev/null || true)
+  if [ -n "$held_by" ] && kill -0 "$held_by" 2>/dev/null; then
+    log "dockerd pid $held_by is not answering yet: waiting for it to answer or exit"
+    for _ in $(seq 90); do engine_answers && break; kill -0 "$held_by" 2>/dev/null || break; sleep 1; done
+  fi
+fi
+if ! engine_answers; then
   log "starting dockerd (log: $state/dockerd.log)"
   dockerd >"$state/dockerd.log" 2>&1 &
   started_pid=$!
