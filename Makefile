@@ -39,7 +39,7 @@ fmt: install
 	$(BIN)/ruff check --fix .
 
 eval-clean: install
-	$(BIN)/python -m tools eval clean $(DATA)/news-pages
+	$(BIN)/python -m tools eval clean $(DATA)
 
 eval-ner: install
 	$(BIN)/python -m tools eval ner $(DATA)/ner-dev

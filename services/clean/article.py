@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime
 
 from services.clean.contenttype import TEASER_WORDS, PageSignals, classify, has_readable_content, paywall_prompt
-from services.clean.html import extract_html
+from services.clean.html import DEFAULT_TUNING, HtmlTuning, extract_html
 from services.clean.lines import SourceRef, count_words, first_sentence, normalise_domain, parse_datetime
 from services.clean.text import extract_text
 from services.clean.unicode import repair_text
@@ -44,7 +44,9 @@ def _plain_title(title: str) -> str | None:
     return " ".join(repair_text(text).split()) or None
 
 
-def clean_article(ingest: IngestSection, *, min_words: int = 5) -> CleanSection:
+def clean_article(
+    ingest: IngestSection, *, min_words: int = 5, html_tuning: HtmlTuning = DEFAULT_TUNING
+) -> CleanSection:
     """Extract the article from `ingest.content` and type it; raise `Rejected` when nothing on the page is news:
     empty or binary content, an HTTP error page, a login wall with no story, menus with no prose or figures."""
     content = ingest.content
@@ -64,7 +66,7 @@ def clean_article(ingest: IngestSection, *, min_words: int = 5) -> CleanSection:
     source: SourceRef | None = None
     dropped: Counter[str]
     if ingest.kind == "html" or _HTML_DOCUMENT.match(content):
-        page = extract_html(content, url=ingest.url)
+        page = extract_html(content, url=ingest.url, tuning=html_tuning)
         title, paragraphs, authors, published = page.title, page.paragraphs, page.authors, page.published_at
         extractor, dropped, language, site_name, page_url = (
             page.extractor,

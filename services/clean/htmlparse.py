@@ -63,6 +63,21 @@ class PageParts:
     texts: list[tuple[str, HtmlElement, bool]] = field(default_factory=list)
 
 
+_TITLE_START = re.compile(r"<title\b[^>]*>", re.IGNORECASE)
+_TITLE_END = re.compile(r"</title\s*>", re.IGNORECASE)
+
+
+def close_unclosed_title(html: str) -> str:
+    """A <title> that is never closed ends at its line's end: a browser would take the whole page for the title
+    (a truncated or mangled head, seen in crawls and in saved pages), and so do lxml and HTMLParser."""
+    start = _TITLE_START.search(html, 0, 100_000)
+    if start is None or _TITLE_END.search(html, start.end()) is not None:
+        return html
+    line_end = html.find("\n", start.end())
+    cut = line_end if line_end >= 0 else len(html)
+    return html[:cut] + "</title>" + html[cut:]
+
+
 def parse_html(html: str) -> HtmlElement | None:
     """The page as an lxml tree (None when it is not HTML at all), equal to what trafilatura's loader builds."""
     data = html.encode("utf-8", "surrogatepass").translate(None, _CONTROL_BYTES)

@@ -64,18 +64,20 @@ def test_quality_floor_on_the_fixture_pages() -> None:
 
 
 def test_run_clean_eval_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_clean_eval(NEWS_PAGES, as_json=True) == 0
-    reports = json.loads(capsys.readouterr().out)
+    assert run_clean_eval(NEWS_PAGES, as_json=True, crossval=False) == 0
+    reports = json.loads(capsys.readouterr().out)["sets"]
     assert [report["name"] for report in reports] == ["html", "text (synthetic)", "text (seed-sized)"]
     assert all(0.0 <= report["f1"] <= 1.0 for report in reports)
     assert all(report["docs_per_second"] > 0 and report["kilobytes_per_doc"] > 0 for report in reports)
 
 
 def test_run_clean_eval_prints_a_table_with_the_speed_against_the_baseline(capsys: pytest.CaptureFixture[str]) -> None:
-    assert run_clean_eval(NEWS_PAGES, baseline=True) == 0
+    assert run_clean_eval(NEWS_PAGES, baseline=True, folds=2) == 0
     out = capsys.readouterr().out
     assert "text (synthetic)" in out and "F1" in out and "html: trafilatura defaults" in out
     assert re.search(r"html speed [\d.]+ pages/cpu-s = [\d.]+× trafilatura defaults", out)
+    assert re.search(r"news-pages: 5 pages, \d+ sites .* held out by site, \d folds: mean [\d.]+, worst [\d.]+", out)
+    assert "trafilatura defaults: F1" in out
 
 
 def test_run_clean_eval_on_a_folder_without_index_fails(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from services.clean.article import clean_article
-from services.clean.html import declared_language, extract_html, strip_site_name
+from services.clean.html import _layout_cells, declared_language, extract_html, strip_site_name, title_overlap
 from services.clean.htmltext import html_to_text
 from services.clean.lines import normalise_domain
 from shared.errors import Rejected
@@ -346,3 +347,51 @@ def test_marked_up_byline_and_url_date_when_nothing_is_declared() -> None:
     assert result.authors == ["Lena Fischer"]
     assert result.published_at == datetime(2024, 4, 8, tzinfo=UTC)
     assert result.source_domain == "news.example.org"
+
+
+def test_a_layout_tables_cells_are_judged_one_by_one_and_a_data_tables_rows_stay_whole() -> None:
+    story = " ".join(PARAGRAPHS)
+    layout = (
+        "<html><head><title>Harbour plan approved</title></head><body><table><tr>"
+        "<td><a href='/'>Home</a> <a href='/news'>News</a></td>"
+        f"<td><h1>Harbour plan approved</h1>{story}</td>"
+        "<td><a href='/mail'>E-mail this to a friend</a></td><td><a href='/print'>Printable version</a></td>"
+        "</tr></table></body></html>"
+    )
+    body = clean(layout).body
+    assert "E-mail this to a friend" not in body and "Printable version" not in body
+    assert story.split(".")[0] in body
+    # A data table's row (scores, prices) stays one line; a row of empty or ruled cells goes.
+    dropped: Counter[str] = Counter()
+    assert _layout_cells("| Harbridge | 18 | 5 |", dropped) == ["| Harbridge | 18 | 5 |"]
+    assert _layout_cells("| | ----- | |", dropped) == [] and dropped["chrome"] == 1
+    assert _layout_cells("| Price \\| Tax | 12 |", dropped) == ["| Price \\| Tax | 12 |"]
+
+
+def test_an_unclosed_title_does_not_swallow_the_page() -> None:
+    paragraphs = "".join(f"<p>{p}</p>" for p in PARAGRAPHS)
+    section = clean(
+        f"<html><head><title>Harbour plan approved\n</head><body><article>{paragraphs}</article></body></html>"
+    )
+    assert section.title == "Harbour plan approved"
+    assert PARAGRAPHS[0] in section.body
+
+
+@pytest.mark.parametrize(
+    ("title", "url"),
+    [
+        (
+            "Moon learns from his mistake - HOOPSWORLD | NBA News, Rumors and Information",
+            "https://www.hoopsworld.com/s",
+        ),
+        ("Moon learns from his mistake - Market Rasen Today", "http://www.marketrasenmail.co.uk/sport/1"),
+    ],
+)
+def test_the_site_name_and_its_tagline_leave_the_title(title: str, url: str) -> None:
+    assert strip_site_name(title, None, url) == "Moon learns from his mistake"
+
+
+def test_title_overlap_is_the_share_of_headline_words_in_the_opening() -> None:
+    assert title_overlap("Council approves harbour plan", ["The council approved the harbour plan today."]) == 0.75
+    assert title_overlap("Harbour plan", ["The harbour plan was approved."]) == 1.0
+    assert title_overlap("Vote", ["Anything at all."]) is None

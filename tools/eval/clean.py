@@ -26,6 +26,7 @@ from services.clean.lines import normalise_domain, parse_datetime
 from services.clean.unicode import matching_form
 from shared.errors import Rejected
 from shared.events import CleanSection, IngestSection
+from tools.eval.crossval import FOLDS, DevSetReport, GoldPage, evaluate_devset, load_gold_pages, report_lines, site_of
 from tools.eval.metrics import BodyScore, macro_f1, score_body
 from tools.eval.synthetic import Reference, SyntheticPage, generate_pages
 
@@ -338,15 +339,61 @@ def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
-def run_clean_eval(path: Path, *, as_json: bool = False, baseline: bool = False) -> int:
-    """Print the benchmark for the news-pages folder at `path` (rich table or JSON); exit code 0, or 2 if unusable."""
-    if not (path / "index.jsonl").is_file():
-        print(f"no index.jsonl under {path}", file=sys.stderr)
+def gold_pages_of(pages: list[NewsPage]) -> list[GoldPage]:
+    """News pages as cross-validation pages: their reference text is the body alone."""
+    return [
+        GoldPage(page.id, page.id.split("/")[0], site_of(page.url, page.id), page.html, page.reference_text, page.url,
+                 with_title=False)
+        for page in pages
+    ]  # fmt: skip
+
+
+def development_sets(path: Path) -> list[Path]:
+    """`path` itself when it holds an `index.jsonl`, else each folder under it that does (../shared/data)."""
+    if (path / "index.jsonl").is_file():
+        return [path]
+    return sorted(folder for folder in path.iterdir() if (folder / "index.jsonl").is_file()) if path.is_dir() else []
+
+
+def _is_news_pages(path: Path) -> bool:
+    lines = (path / "index.jsonl").read_text(encoding="utf-8").splitlines()
+    first = next(line for line in lines if line.strip())
+    return "gold_text" in json.loads(first)
+
+
+def run_clean_eval(
+    path: Path, *, as_json: bool = False, baseline: bool = False, folds: int = FOLDS, crossval: bool = True
+) -> int:
+    """Print the benchmark for every development set at `path` (a news-pages or news-gold folder, or the folder
+    holding them): HTML and text mode on news pages, cross-validated HTML F1 on each set; exit code 0, or 2 if
+    there is no set."""
+    sets = development_sets(path)
+    if not sets:
+        print(f"no index.jsonl under {path} or its folders", file=sys.stderr)
         return 2
-    reports = evaluate_all(path, baseline=baseline)
+    reports: list[SetReport] = []
+    validated: list[DevSetReport] = []
+    for folder in sets:
+        if _is_news_pages(folder):
+            reports += evaluate_all(folder, baseline=baseline)
+            pages = gold_pages_of(load_news_pages(folder))
+        else:
+            pages = load_gold_pages(folder)
+        if crossval:
+            validated.append(evaluate_devset(folder.name, pages, folds=folds, baseline=baseline))
     if as_json:
-        print(json.dumps([asdict(report) for report in reports], indent=2))
+        print(json.dumps({"sets": [asdict(r) for r in reports], "crossval": [asdict(r) for r in validated]}, indent=2))
         return 0
+    console = Console(width=140) if not sys.stdout.isatty() else Console()
+    if reports:
+        _print_set_reports(console, path, reports)
+    for validation in validated:
+        for line in report_lines(validation):
+            console.print(line, highlight=False, markup=False)
+    return 0
+
+
+def _print_set_reports(console: Console, path: Path, reports: list[SetReport]) -> None:
     table = Table(title=f"clean-stage quality — {path}")
     # Speed is documents per CPU-second of this process: a per-core figure that other load on the machine
     # does not distort the way wall-clock time would.
@@ -371,7 +418,6 @@ def run_clean_eval(path: Path, *, as_json: bool = False, baseline: bool = False)
             f"{report.kilobytes_per_doc:.0f}",
             f"{report.docs_per_second:.0f}",
         )
-    console = Console(width=140) if not sys.stdout.isatty() else Console()
     console.print(table)
     console.print(
         f"[dim]docs/cpu-s: documents per CPU-second of this process (per core), median of {SPEED_ROUNDS} warm passes "
@@ -386,7 +432,6 @@ def run_clean_eval(path: Path, *, as_json: bool = False, baseline: bool = False)
         )
     for report in reports:
         console.print(f"[dim]{report.name} lowest F1:[/dim] " + ", ".join(f"{i} {s}" for i, s in report.worst))
-    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -394,9 +439,11 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     paths = [arg for arg in args if not arg.startswith("--")]
     if len(paths) != 1:
-        print("usage: python -m tools.eval.clean PATH [--json] [--baseline]", file=sys.stderr)
+        print("usage: python -m tools.eval.clean PATH [--json] [--baseline] [--no-crossval]", file=sys.stderr)
         return 2
-    return run_clean_eval(Path(paths[0]), as_json="--json" in args, baseline="--baseline" in args)
+    return run_clean_eval(
+        Path(paths[0]), as_json="--json" in args, baseline="--baseline" in args, crossval="--no-crossval" not in args
+    )
 
 
 if __name__ == "__main__":
