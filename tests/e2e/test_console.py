@@ -198,6 +198,8 @@ def test_a_dead_letter_is_replayed_from_the_page_and_then_stored(browser: WebDri
         stack.start(stage)
     sign_in(browser, stack, OPERATOR_TOKEN, "/console/dlq")
     browser.find_element(By.LINK_TEXT, "clean · too_short").click()
+    # Each click loads a page: wait for the new one rather than read the old one on a loaded machine.
+    wait_until(browser, lambda: "reason=too_short" in browser.current_url, what="the reason filter applied")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.entries tbody tr")
     assert len(rows) == 7
     seed_entry = next(
@@ -208,8 +210,10 @@ def test_a_dead_letter_is_replayed_from_the_page_and_then_stored(browser: WebDri
     assert "Shoigu" in browser.find_element(By.CSS_SELECTOR, "pre.payload").text
     screenshot(browser, "console-dlq.png")
     browser.find_element(By.LINK_TEXT, "Replay…").click()
+    wait_until(browser, lambda: "/confirm" in browser.current_url, what="the confirmation page")
     assert browser.find_element(By.TAG_NAME, "h1").text == f"Replay entry {seed_entry}?"
     browser.find_element(By.CSS_SELECTOR, "form.confirm button[type=submit]").click()
+    wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, ".notice"), what="the replay's notice")
     notice = browser.find_element(By.CSS_SELECTOR, ".notice").text
     assert notice.startswith(f"Replayed {seed_entry} onto {stack.streams.ingested}")
     assert seed_entry not in browser.page_source.split("By stage and reason")[1]
@@ -255,13 +259,14 @@ def test_searching_and_clicking_a_facet_narrows_the_list(browser: WebDriver, sta
     box = browser.find_element(By.ID, "q")
     box.send_keys("Putin", Keys.ENTER)
     wait_until(browser, lambda: "q=Putin" in browser.current_url, what="the search submitted")
-    total = browser.find_element(By.ID, "total").text
-    assert total == "4"  # three stored for the module, and the seed the pipeline stored
+    # Three stored for the module, and the seed the pipeline stored.
+    wait_until(browser, lambda: browser.find_element(By.ID, "total").text == "4", what="four matches")
+    total = "4"
     assert len(browser.find_elements(By.CSS_SELECTOR, "ol.hits > li")) == 4
     assert browser.find_elements(By.CSS_SELECTOR, "ol.hits mark")  # the matches are highlighted
     browser.find_element(By.CSS_SELECTOR, "[data-facet=source] a[href*='two.example']").click()
     wait_until(browser, lambda: "source=two.example" in browser.current_url, what="the facet applied")
-    assert browser.find_element(By.ID, "total").text == "1"
+    wait_until(browser, lambda: browser.find_element(By.ID, "total").text == "1", what="the narrowed count")
     titles = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "ol.hits a.title")]
     assert titles == ["Putin in Moscow"]
     assert browser.find_element(By.CSS_SELECTOR, ".chips a").text.startswith("source: two.example")
@@ -287,7 +292,7 @@ def test_keyboard_alone_reaches_search_facets_and_an_article(browser: WebDriver,
     tab_to(lambda e: e.get_attribute("id") == "q", "the search box")  # type: ignore[attr-defined]
     browser.switch_to.active_element.send_keys("economy", Keys.ENTER)
     wait_until(browser, lambda: "q=economy" in browser.current_url, what="search by keyboard")
-    assert browser.find_element(By.ID, "total").text == "3"
+    wait_until(browser, lambda: browser.find_element(By.ID, "total").text == "3", what="three matches")
     tab_to(lambda e: "language=de" in (e.get_attribute("href") or ""), "the de language facet")  # type: ignore[attr-defined]
     browser.switch_to.active_element.send_keys(Keys.ENTER)
     wait_until(browser, lambda: browser.find_element(By.ID, "total").text == "1", what="facet by keyboard")
