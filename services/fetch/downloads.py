@@ -165,7 +165,7 @@ class PageFetcher:
         return FetchOutcome(id=job.url, job=job, outcome=outcome, **facts)
 
     def write(self, pipe: Pipeline, output: object) -> None:
-        """An outcome's writes, inside the commit's MULTI/EXEC (with the XACK of its job)."""
+        """An outcome's writes, recorded for the commit's script (run with the XACK of its job, if still held)."""
         assert isinstance(output, FetchOutcome)
         job = output.job
         source = self.streams.fetch_source(job.source_id)

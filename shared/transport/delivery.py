@@ -4,8 +4,11 @@ Redis Streams give the pieces; FastStream 0.7 does not assemble them (on streams
 groups are created at `$`, there is no dead-letter queue). So every service hands its batches to a `Stage`:
 
 - each entry is decoded on its own, so one poison message never sinks its batch;
-- outputs are XADDed to the next stream and the inputs XACKed in ONE MULTI/EXEC transaction, so an entry is
-  acknowledged exactly when its output is durable (publish commits storage first, then does the same);
+- outputs are XADDed to the next stream and the inputs XACKed in ONE atomic step (a Lua script), so an entry is
+  acknowledged exactly when its output is durable (publish commits storage first, then does the same) — and only
+  while this consumer still holds it: a replica cut off or stalled past the claim idle time has had its entries
+  claimed by another, and its late commit writes nothing for them (no duplicate downstream, no ack of an entry
+  another replica is working on);
 - permanent failures (`Rejected`, a bug on this input) go to the DLQ with stage, reason, error, traceback and the
   original payload, and are acknowledged;
 - transient failures (Redis or storage down) are retried with backoff while the service runs; the entries stay
@@ -32,9 +35,10 @@ from faststream.redis.message import FAKE_CONSUMER, RedisBatchStreamMessage
 from faststream.redis.parser.binary import BinaryMessageFormatV1
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT, FieldT
+from redis.typing import EncodableT, FieldT, KeyT
 from structlog.contextvars import bound_contextvars
 
 from shared.errors import Rejected, TransientError
@@ -69,8 +73,52 @@ class Output(Serialised, Protocol):
 
 
 Out = TypeVar("Out", bound=Output)
-# How a stage writes one output inside the commit's MULTI/EXEC; default: XADD {"data": JSON} to its next stream.
+# How a stage writes one output inside the commit; default: XADD {"data": JSON} to its next stream. The pipeline
+# only records the commands: the commit runs them in its script, for the entries this consumer still holds.
 Writer = Callable[[Pipeline, Serialised], None]
+# One Redis command as recorded from a pipeline: its name, then its arguments.
+Command = tuple[EncodableT, ...]
+
+# The commit, atomic: for each entry still pending for this consumer, its writes and then one XACK for all of them.
+# An entry another consumer claimed meanwhile (this one was cut off or stalled past the claim idle time) or that
+# is no longer pending (acknowledged by whoever holds it) gets nothing written; the script returns those as
+# id/holder pairs (holder "" when acknowledged). XPENDING on one id is a lookup in the group's pending list, so
+# a batch of 32 costs well under a millisecond of Redis time. An entry without an id (TestRedisBroker) is written.
+# KEYS[1]: the input stream, then every key the writes touch. ARGV: group, consumer, then per entry: its id, its
+# number of writes, and per write its argument count and arguments.
+FENCED_COMMIT = """
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local entries, skipped, held, i = {}, {}, {}, 3
+while i <= #ARGV do
+  local id, writes = ARGV[i], tonumber(ARGV[i + 1])
+  local entry = {id = id, first = i + 2, writes = writes, ours = true}
+  i = i + 2
+  for _ = 1, writes do i = i + 1 + tonumber(ARGV[i]) end
+  if id ~= '' then
+    local row = redis.call('XPENDING', stream, group, id, id, 1)[1]
+    entry.ours = row ~= nil and row[2] == consumer
+    if entry.ours then
+      held[#held + 1] = id
+    else
+      skipped[#skipped + 1] = id
+      skipped[#skipped + 1] = row and row[2] or ''
+    end
+  end
+  entries[#entries + 1] = entry
+end
+for _, entry in ipairs(entries) do
+  if entry.ours then
+    local j = entry.first
+    for _ = 1, entry.writes do
+      local n = tonumber(ARGV[j])
+      redis.call(unpack(ARGV, j + 1, j + n))
+      j = j + 1 + n
+    end
+  end
+end
+if #held > 0 then redis.call('XACK', stream, group, unpack(held)) end
+return skipped
+"""
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     TransientError,
@@ -217,6 +265,7 @@ class Stage(Generic[In, Out]):
         self.http_routes = http_routes
         self.write = write
         self._redis: Redis | None = None
+        self._fenced_commit: AsyncScript | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -225,6 +274,7 @@ class Stage(Generic[In, Out]):
         """The client the policy writes through (connected in `lifespan`)."""
         if self._redis is None:
             self._redis = make_redis(self.settings)
+            self._fenced_commit = None
         return self._redis
 
     def subscription(self) -> StreamSub[Any]:
@@ -322,7 +372,11 @@ class Stage(Generic[In, Out]):
             sink = self.sink
             outs = [out for _, out in stamped]
             events = await self._retrying("sink", lambda: sink(outs))
-        await self._retrying("commit", lambda: self._commit(events, result.dead, entries))
+        writes = self._writes_by_entry(entries, stamped, events, result.dead)
+        skipped = await self._retrying("commit", lambda: self._commit(writes))
+        if skipped:
+            stamped = [(e, out) for e, out in stamped if e.msg_id not in skipped]
+            result.dead = [(e, letter) for e, letter in result.dead if e.msg_id not in skipped]
         total_ms = (time.perf_counter() - t0) * 1000
         self._log_outcomes(stamped, result.dead, stamp, total_ms, len(entries))
         record_batch(
@@ -363,25 +417,65 @@ class Stage(Generic[In, Out]):
             else:
                 result.outputs.append((entry, outcome))
 
-    async def _commit(
+    def _writes_by_entry(
         self,
+        entries: Sequence[StreamEntry],
+        stamped: Sequence[tuple[StreamEntry, Out]],
         events: Sequence[Serialised],
         dead: Sequence[tuple[StreamEntry, DeadLetter]],
-        acked: Sequence[StreamEntry],
-    ) -> None:
-        """XADD outputs and dead letters, XACK the inputs: one MULTI/EXEC, so all happen or none do."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for event in events:
-                if self.write is not None:
-                    self.write(pipe, event)
-                else:
-                    pipe.xadd(self.output_stream, {"data": event.to_json()})
-            for entry, letter in dead:
-                pipe.xadd(self.streams.dlq, dead_letter_fields(letter, entry))
-            ids = [e.msg_id for e in acked if e.msg_id]
-            if ids:
-                pipe.xack(self.input_stream, self.group, *ids)
-            await pipe.execute()
+    ) -> list[tuple[StreamEntry, list[Command]]]:
+        """Each input entry with the commands that write what it produced: outputs (or the sink's events), letters."""
+        writes: dict[int, list[Command]] = {id(entry): [] for entry in entries}
+        recorder = self.redis.pipeline(transaction=False)  # records the commands; never executed
+        if self.sink is None:
+            owners = [entry for entry, _ in stamped]
+        else:
+            # The sink's events (publish: one per stored record) belong to the entry that carried that article.
+            by_article: dict[str, StreamEntry] = {}
+            for entry, out in stamped:
+                by_article.setdefault(out.id, entry)
+            owners = [by_article.get(str(getattr(event, "id", "")), entries[0]) for event in events]
+        for owner, event in zip(owners, events, strict=True):
+            if self.write is not None:
+                self.write(recorder, event)
+            else:
+                recorder.xadd(self.output_stream, {"data": event.to_json()})
+            writes[id(owner)].extend(args for args, _options in recorder.command_stack)
+            recorder.command_stack.clear()
+        for entry, letter in dead:
+            writes[id(entry)].append(("XADD", self.streams.dlq, "*", *_flat(dead_letter_fields(letter, entry))))
+        return [(entry, writes[id(entry)]) for entry in entries]
+
+    async def _commit(self, writes: Sequence[tuple[StreamEntry, Sequence[Command]]]) -> dict[str, str]:
+        """Write each entry's outputs and dead letters and XACK it, atomically, for the entries this consumer holds.
+
+        Returns the entries it no longer holds, each with its holder ("" when it is acknowledged already): nothing
+        of theirs was written, and they are not acknowledged by this consumer (see FENCED_COMMIT).
+        """
+        keys: dict[KeyT, None] = {self.input_stream: None}
+        args: list[EncodableT] = [self.group, self.consumer]
+        for entry, commands in writes:
+            args += [entry.msg_id, len(commands)]
+            for command in commands:
+                keys[cast(KeyT, command[1])] = None
+                args += [len(command), *command]
+        redis = self.redis  # (re)connecting forgets the script object: register it on this client
+        if self._fenced_commit is None:
+            self._fenced_commit = redis.register_script(FENCED_COMMIT)
+        reply = cast(list[bytes], await self._fenced_commit(keys=list(keys), args=args))
+        skipped = {reply[i].decode(): reply[i + 1].decode() for i in range(0, len(reply), 2)}
+        if skipped:
+            holders = sorted({holder for holder in skipped.values() if holder})
+            log.warning(
+                "commit.skipped_entries_held_elsewhere",
+                stage=self.name,
+                consumer=self.consumer,
+                count=len(skipped),
+                claimed_by=holders,
+                acknowledged_already=sum(1 for holder in skipped.values() if not holder),
+                msg_ids=sorted(skipped)[:10],
+            )
+        return skipped
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Await `call`, retrying transient failures with capped exponential backoff while the service runs."""
@@ -589,7 +683,8 @@ class Stage(Generic[In, Out]):
             )
             for e in exhausted
         ]
-        await self._commit([], dead, exhausted)
+        skipped = await self._commit(self._writes_by_entry(exhausted, [], [], dead))
+        dead = [(e, letter) for e, letter in dead if e.msg_id not in skipped]
         self._log_outcomes(
             [],
             dead,
@@ -638,6 +733,11 @@ def dead_letter_fields(letter: DeadLetter, entry: StreamEntry) -> dict[FieldT, E
     if origin is not None:
         fields["origin"] = origin.encode()
     return fields
+
+
+def _flat(fields: Mapping[FieldT, EncodableT]) -> list[EncodableT]:
+    """XADD's field/value pairs as one argument list."""
+    return [part for pair in fields.items() for part in pair]
 
 
 def _article_id(item: object) -> str | None:

@@ -239,3 +239,50 @@ async def test_the_article_id_is_the_log_context_while_its_step_runs(redis: Redi
     assert seen[0]["article_id"] == article.id
     assert "article_id" not in get_contextvars()  # unbound afterwards
     await stage.redis.aclose()
+
+
+async def test_a_late_commit_after_a_takeover_writes_nothing(redis: Redis, settings: Settings) -> None:
+    """A replica cut off (or stalled) past the claim idle time must not write what another replica took over."""
+    held_by_a = make_stage(settings.model_copy(update={"consumer": "a"}))
+    b = make_stage(settings.model_copy(update={"consumer": "b"}))
+    await ensure_group(redis, b.input_stream, b.group)
+    articles = [ingested(f"article number {n} of the batch") for n in range(3)]
+    for article in articles:
+        await add(redis, b.input_stream, article.to_json())
+    in_hand = await read_as(redis, held_by_a, "a")  # a reads its batch, then loses its link
+    await asyncio.sleep(0.3)
+    assert await b.claim_once() == 3  # b takes the idle entries over and commits them
+    await held_by_a.run(in_hand)  # the link is back: a's commit arrives late
+    out = [CleanedArticle.model_validate_json(f[b"data"]) for _, f in await redis.xrange(b.output_stream)]
+    assert sorted(a.id for a in out) == sorted(a.id for a in articles)  # each once, not twice
+    assert {a.trace[-1].worker for a in out} == {"b"}
+    assert (await redis.xpending(b.input_stream, b.group))["pending"] == 0
+    for stage in (held_by_a, b):
+        await stage.redis.aclose()
+
+
+async def test_a_commit_writes_the_entries_still_held_and_leaves_the_taken_ones(
+    redis: Redis, settings: Settings
+) -> None:
+    """Part of a batch claimed away: the rest commits (written and acked), the claimed part stays with its claimer."""
+    written: list[str] = []
+
+    async def sink(outs: list[CleanedArticle]) -> list[CleanedArticle]:
+        written.extend(o.id for o in outs)  # storage: idempotent on the id, so a second upsert is harmless
+        return outs
+
+    a = Stage("clean", settings.model_copy(update={"consumer": "a"}), decode=decode_event(IngestedArticle),
+              process=per_article(cleaned), sink=sink)
+    await ensure_group(redis, a.input_stream, a.group)
+    ids = [await add(redis, a.input_stream, ingested(f"article {n} here").to_json()) for n in range(3)]
+    await add(redis, a.input_stream, b"{not json")
+    in_hand = await read_as(redis, a, "a")
+    await redis.xclaim(a.input_stream, a.group, "b", 0, [ids[1], in_hand[-1].msg_id])  # b's claimer took two
+    await a.run(in_hand)
+    out = [CleanedArticle.model_validate_json(f[b"data"]) for _, f in await redis.xrange(a.output_stream)]
+    assert len(out) == 2 and len(written) == 3  # the sink ran for all; only what a still held was written
+    assert await redis.xlen(a.streams.dlq) == 0  # the bad entry is b's to dead-letter now
+    pending = await redis.xpending_range(a.input_stream, a.group, "-", "+", 10)
+    assert sorted(r["message_id"].decode() for r in pending) == sorted([ids[1], in_hand[-1].msg_id])
+    assert {r["consumer"] for r in pending} == {b"b"}
+    await a.redis.aclose()
