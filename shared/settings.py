@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     dev_mode: bool = False
     max_batch_bytes: int = Field(default=50_000_000, ge=1_000)
     max_batch_articles: int = Field(default=1_000, ge=1)
+    # Every HTTP server (each service's health port, ingest's POST /articles, the read API) cuts slow clients
+    # off: the request line and headers must arrive within the header timeout (408, or closed when nothing came),
+    # a body within the body timeout (408); past the connection cap a new connection is answered 429.
+    http_header_timeout_s: float = Field(default=10.0, gt=0)
+    http_body_timeout_s: float = Field(default=60.0, gt=0)
+    http_max_connections: int = Field(default=256, ge=1)
+    # The DLQ keeps the newest this many entries: each commit that dead-letters drops the oldest beyond it (with
+    # their payloads), logged as `dlq.trimmed` and counted; `newsflow dlq export` saves entries first. 0: no limit.
+    dlq_maxlen: int = Field(default=10_000, ge=0)
     # The read API (`newsflow serve api`): a bearer token to read articles, separate from the ingest token, and
     # an operator token for the console's mutating actions (DLQ replay/delete); never logged.
     read_token: SecretStr | None = None

@@ -47,7 +47,12 @@ class StreamNames:
 
     @property
     def dlq(self) -> str:
+        """The dead letters: one small entry each (the letter, origin, payload size and key); see dlq_payload."""
         return f"{self.prefix}:dlq"
+
+    def dlq_payload(self, token: str) -> str:
+        """STRING: one dead letter's original payload, beside its entry so that listing never reads it."""
+        return self.key("dlq", "payload", token)
 
     def input_of(self, stage: str) -> str:
         """The stream a stage consumes."""

@@ -34,8 +34,10 @@ broker = RedisBroker(settings.redis_url, description="Redis Streams; every stage
 dead_letters = broker.publisher(
     stream=streams.dlq,
     title="dlq",
-    description="Permanent failures of any stage: the letter (stage, reason, error, deliveries) in `data`, the "
-    "original payload byte for byte in `payload`. `newsflow dlq replay` re-queues it.",
+    description="Permanent failures of any stage: the letter (stage, reason, error, deliveries) in `data`, "
+    "`payload_bytes`, and `payload_key`: the token of the STRING key PREFIX:dlq:payload:TOKEN that holds the "
+    "original payload byte for byte (kept out of the entry so listing the DLQ never reads payloads). "
+    "`newsflow dlq replay` re-queues it; the newest NEWSFLOW_DLQ_MAXLEN entries are kept.",
     schema=DeadLetter,
 )
 to_raw = broker.publisher(

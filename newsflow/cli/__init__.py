@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
+
+# typer (0.2x) runs on a click of its own, vendored: its usage errors are these classes, not the `click` package's.
+from typer._click import exceptions as click_exceptions
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from newsflow.cli.articles import articles_app, db_app
 from newsflow.cli.dlq import dlq_app
+from newsflow.cli.errors import EXIT_INCOMPLETE, EXIT_USAGE, report
 from newsflow.cli.pipeline import register_pipeline_commands
 from newsflow.cli.sources import sources_app
 from newsflow.cli.status import status
@@ -22,3 +31,44 @@ app.command()(status)
 app.add_typer(articles_app, name="articles")
 app.add_typer(db_app, name="db")
 app.add_typer(sources_app, name="sources")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `newsflow` command: whatever goes wrong is one line on stderr and an exit status (see cli/errors.py)."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="newsflow", standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        # `newsflow dlq` alone: its help, as a request for it (typer's rich help is printed as it is formatted).
+        if exc.format_message().strip():
+            typer.echo(exc.format_message())
+        sys.exit(EXIT_USAGE)
+    except click_exceptions.UsageError as exc:
+        path = exc.ctx.command_path if exc.ctx is not None else "newsflow"
+        report(f"{path}: {exc.format_message()} (see {path} --help)")
+        sys.exit(EXIT_USAGE)
+    except typer.Abort:
+        report("aborted")
+        sys.exit(EXIT_INCOMPLETE)
+    except click_exceptions.ClickException as exc:
+        report(exc.format_message())
+        sys.exit(exc.exit_code)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        report(f"cannot reach Redis at {_redis_where()}: {type(exc).__name__}: {exc}")
+        sys.exit(EXIT_USAGE)
+    except RedisError as exc:
+        report(f"Redis at {_redis_where()} refused: {type(exc).__name__}: {exc}")
+        sys.exit(EXIT_USAGE)
+    except OSError as exc:
+        report(f"{type(exc).__name__}: {exc}")
+        sys.exit(EXIT_USAGE)
+    except Exception as exc:
+        report(f"newsflow failed unexpectedly: {type(exc).__name__}: {exc}")
+        sys.exit(EXIT_INCOMPLETE)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _redis_where() -> str:
+    from shared.settings import get_settings, redact_url
+
+    return redact_url(get_settings().redis_url)

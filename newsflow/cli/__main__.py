@@ -1,3 +1,3 @@
-from newsflow.cli import app
+from newsflow.cli import main
 
-app(prog_name="newsflow")
+main()

@@ -27,6 +27,8 @@ from shared.transport import dlq
 
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 DLQ_PAGE = 200
+# A dead letter's page shows this much of its payload (read with GETRANGE: never the whole of a large one).
+PAYLOAD_SHOWN_BYTES = 20_000
 # The filters the article browser carries from page to page (and the facet links add to).
 FILTER_PARAMS = (
     "q", "source", "language", "country", "entity", "entity_label", "category", "content_type", "duplicates"
@@ -167,6 +169,24 @@ def console_router(
 
     # -- dead letters ------------------------------------------------------------------------------
 
+    async def get_header_or_404(entry_id: str) -> dlq.DlqHeader:
+        try:
+            header = await dlq.get_header(redis, streams, entry_id)
+        except dlq.BadEntryId as exc:
+            raise HTTPException(404, detail=str(exc)) from exc
+        if header is None:
+            raise HTTPException(404, detail=f"no DLQ entry {entry_id}")
+        return header
+
+    async def get_entry_or_404(entry_id: str, *, limit: int) -> dlq.DlqEntry:
+        try:
+            entry = await dlq.get_entry(redis, streams, entry_id, limit=limit)
+        except dlq.BadEntryId as exc:
+            raise HTTPException(404, detail=str(exc)) from exc
+        if entry is None:
+            raise HTTPException(404, detail=f"no DLQ entry {entry_id}")
+        return entry
+
     @router.get("/dlq", response_class=HTMLResponse)
     async def dlq_page(
         request: Request,
@@ -177,12 +197,12 @@ def console_router(
         notice: str | None = None,
     ) -> HTMLResponse:
         counts = await dlq.counts_by_reason(redis, streams)
-        entries = await dlq.list_entries(redis, streams, stage=stage or None, reason=reason or None, limit=DLQ_PAGE)
+        entries = await dlq.list_headers(redis, streams, stage=stage or None, reason=reason or None, limit=DLQ_PAGE)
         shown = None
-        if entry:
-            shown = await dlq.get_entry(redis, streams, entry)
-        elif entries:
-            shown = entries[0]
+        shown_id = entry or (entries[0].id if entries else None)
+        if shown_id:
+            # Only the payload's first bytes are read: what the page shows, whatever the payload's size.
+            shown = await get_entry_or_404(shown_id, limit=PAYLOAD_SHOWN_BYTES)
         return render(
             request, "dlq.html", session, counts=sorted(counts.items()), entries=entries, shown=shown,
             stage=stage or "", reason=reason or "", notice=notice, limit=DLQ_PAGE, stages=STAGES,
@@ -194,27 +214,23 @@ def console_router(
     ) -> HTMLResponse:
         if action not in ("replay", "delete"):
             raise invalid("action", "is replay or delete")
-        entry = await dlq.get_entry(redis, streams, entry_id)
-        if entry is None:
-            raise HTTPException(404, detail=f"no DLQ entry {entry_id}")
+        entry = await get_entry_or_404(entry_id, limit=0)
         target = streams.input_of(entry.letter.stage) if entry.letter.stage in STAGES else None
         return render(request, "dlq_confirm.html", session, entry=entry, action=action, target=target)
 
     @router.post("/dlq/{entry_id}/replay")
     async def dlq_replay(entry_id: str, session: Annotated[Session, Depends(operator_form)]) -> RedirectResponse:
-        entry = await dlq.get_entry(redis, streams, entry_id)
-        if entry is None:
-            raise HTTPException(404, detail=f"no DLQ entry {entry_id}")
-        (new_id,) = await dlq.replay(redis, streams, [entry])
-        notice = f"Replayed {entry_id} onto {streams.input_of(entry.letter.stage)} as {new_id}."
+        header = await get_header_or_404(entry_id)
+        (new_id,) = await dlq.replay(redis, streams, [header])
+        if new_id is None:
+            raise HTTPException(409, detail=f"DLQ entry {entry_id} was replayed or deleted meanwhile")
+        notice = f"Replayed {entry_id} onto {streams.input_of(header.letter.stage)} as {new_id}."
         return RedirectResponse("/console/dlq?" + urlencode({"notice": notice}), status_code=303)
 
     @router.post("/dlq/{entry_id}/delete")
     async def dlq_delete(entry_id: str, session: Annotated[Session, Depends(operator_form)]) -> RedirectResponse:
-        entry = await dlq.get_entry(redis, streams, entry_id)
-        if entry is None:
-            raise HTTPException(404, detail=f"no DLQ entry {entry_id}")
-        await dlq.purge(redis, streams, [entry])
+        header = await get_header_or_404(entry_id)
+        await dlq.delete(redis, streams, [header])
         return RedirectResponse("/console/dlq?" + urlencode({"notice": f"Deleted {entry_id}."}), status_code=303)
 
     # -- articles ----------------------------------------------------------------------------------

@@ -37,6 +37,12 @@ ARTICLES_DEAD_LETTERED = Counter(
     ["stage", "reason"],
     registry=REGISTRY,
 )
+DLQ_TRIMMED = Counter(
+    "newsflow_dlq_trimmed",
+    "Oldest DLQ entries dropped (with their payloads) to hold the DLQ at NEWSFLOW_DLQ_MAXLEN.",
+    ["stage"],
+    registry=REGISTRY,
+)
 TRANSIENT_FAILURES = Counter(
     "newsflow_transient_failures",
     "Failed attempts at a step because a dependency (Redis, storage) was unavailable; the step is retried.",
@@ -88,6 +94,11 @@ def record_outcomes(stage: str, *, processed: int, dead_letter_reasons: Iterable
         ARTICLES_PROCESSED.labels(stage).inc(processed)
     for reason in dead_letter_reasons:
         ARTICLES_DEAD_LETTERED.labels(stage, reason).inc()
+
+
+def record_dlq_trimmed(stage: str, dropped: int) -> None:
+    """Count DLQ entries this stage dropped by retention."""
+    DLQ_TRIMMED.labels(stage).inc(dropped)
 
 
 def record_batch(stage: str, *, size: int, processed: int, per_article_s: float, batch_s: float) -> None:

@@ -37,17 +37,24 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.typing import EncodableT, FieldT, KeyT
+from redis.typing import EncodableT, KeyT
 from structlog.contextvars import bound_contextvars
 
 from shared.errors import Rejected, TransientError
 from shared.events import DeadLetter, Event, Stamp
 from shared.observability.health import RoutesFactory, serve_http
 from shared.observability.logging import get_logger
-from shared.observability.metrics import record_batch, record_outcomes, record_transient_failure
+from shared.observability.metrics import (
+    record_batch,
+    record_dlq_trimmed,
+    record_outcomes,
+    record_transient_failure,
+)
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group, group_of, names, trim_acknowledged
+from shared.transport import dlq
 from shared.transport.broker import make_redis
 
 In = TypeVar("In")
@@ -219,7 +226,8 @@ def _short(text: str, limit: int = 2000) -> str:
 
 
 def _traceback_summary(exc: BaseException) -> str:
-    return "".join(traceback.format_exception(exc)[-TRACEBACK_LINES:])
+    # Bounded like the error, so a DLQ entry's header stays small whatever the exception carried.
+    return _short("".join(traceback.format_exception(exc)[-TRACEBACK_LINES:]), 4000)
 
 
 def _now() -> datetime:
@@ -377,6 +385,8 @@ class Stage(Generic[In, Out]):
         if skipped:
             stamped = [(e, out) for e, out in stamped if e.msg_id not in skipped]
             result.dead = [(e, letter) for e, letter in result.dead if e.msg_id not in skipped]
+        if result.dead:
+            await self._retain_dead_letters()
         total_ms = (time.perf_counter() - t0) * 1000
         self._log_outcomes(stamped, result.dead, stamp, total_ms, len(entries))
         record_batch(
@@ -443,7 +453,7 @@ class Stage(Generic[In, Out]):
             writes[id(owner)].extend(args for args, _options in recorder.command_stack)
             recorder.command_stack.clear()
         for entry, letter in dead:
-            writes[id(entry)].append(("XADD", self.streams.dlq, "*", *_flat(dead_letter_fields(letter, entry))))
+            writes[id(entry)].extend(dlq.write_commands(self.streams, letter, entry.payload, entry.field("origin")))
         return [(entry, writes[id(entry)]) for entry in entries]
 
     async def _commit(self, writes: Sequence[tuple[StreamEntry, Sequence[Command]]]) -> dict[str, str]:
@@ -476,6 +486,17 @@ class Stage(Generic[In, Out]):
                 msg_ids=sorted(skipped)[:10],
             )
         return skipped
+
+    async def _retain_dead_letters(self) -> None:
+        """Hold the DLQ at NEWSFLOW_DLQ_MAXLEN after a commit added to it (a failure here never undoes the commit)."""
+        try:
+            dropped = await dlq.enforce_retention(self.redis, self.streams, self.settings.dlq_maxlen)
+        except (RedisError, OSError) as exc:
+            log.warning("dlq.retention_failed", stage=self.name, error=f"{type(exc).__name__}: {exc}")
+            return
+        if dropped:
+            record_dlq_trimmed(self.name, dropped)
+            log.warning("dlq.trimmed", stage=self.name, dropped=dropped, maxlen=self.settings.dlq_maxlen)
 
     async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
         """Await `call`, retrying transient failures with capped exponential backoff while the service runs."""
@@ -685,6 +706,8 @@ class Stage(Generic[In, Out]):
         ]
         skipped = await self._commit(self._writes_by_entry(exhausted, [], [], dead))
         dead = [(e, letter) for e, letter in dead if e.msg_id not in skipped]
+        if dead:
+            await self._retain_dead_letters()
         self._log_outcomes(
             [],
             dead,
@@ -724,20 +747,6 @@ def per_article(step: Callable[[In], Out]) -> Callable[[list[In]], Awaitable[lis
         return outcomes
 
     return process
-
-
-def dead_letter_fields(letter: DeadLetter, entry: StreamEntry) -> dict[FieldT, EncodableT]:
-    """A DLQ entry: the letter as JSON, and the original payload byte for byte (for replay)."""
-    fields: dict[FieldT, EncodableT] = {"data": letter.to_json(), "payload": entry.payload}
-    origin = entry.field("origin")
-    if origin is not None:
-        fields["origin"] = origin.encode()
-    return fields
-
-
-def _flat(fields: Mapping[FieldT, EncodableT]) -> list[EncodableT]:
-    """XADD's field/value pairs as one argument list."""
-    return [part for pair in fields.items() for part in pair]
 
 
 def _article_id(item: object) -> str | None:

@@ -228,7 +228,8 @@ def test_a_dead_letter_is_replayed_from_the_page_and_then_stored(browser: WebDri
 
 def _payload_of(browser: WebDriver, stack: Stack, entry_id: str) -> str:
     fields = stack.redis.xrange(stack.streams.dlq, min=entry_id, max=entry_id)[0][1]
-    return fields[b"payload"].decode("utf-8", "replace")
+    payload = stack.redis.get(stack.streams.dlq_payload(fields[b"payload_key"].decode()))
+    return payload.decode("utf-8", "replace")
 
 
 def test_a_reader_sees_no_replay_and_forged_forms_are_refused(browser: WebDriver, stack: Stack) -> None:

@@ -237,6 +237,17 @@ def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env:
             ingest.xadd(forbidden, {"data": b"{}"})
     with pytest.raises(redis.exceptions.NoPermissionError):
         ingest.flushall()
+    # A dead letter's payload is a key of its own: each stage may write and drop those, and no other strings.
+    for user in ("ingest", "clean", "enrich", "publish", "fetch"):
+        stage_user = acl_redis.client(user, stack_env[f"REDIS_{user.upper()}_PASSWORD"])
+        with stage_user.pipeline(transaction=True) as pipe:
+            pipe.set(f"{prefix}:dlq:payload:{user}", b"{}")
+            pipe.xadd(f"{prefix}:dlq", {"data": b"{}", "payload_key": user})
+            pipe.execute()
+        assert stage_user.unlink(f"{prefix}:dlq:payload:{user}") == 1
+    for forbidden in (f"{prefix}:raw", f"{prefix}:dlq", "other:dlq:payload:x"):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            ingest.set(forbidden, b"x")
     producer = acl_redis.client("producer", stack_env["REDIS_PRODUCER_PASSWORD"])
     producer.xadd(f"{prefix}:raw", {"data": b"{}"})
     with pytest.raises(redis.exceptions.NoPermissionError):
@@ -248,8 +259,17 @@ def test_acl_users_may_touch_only_their_own_keys(acl_redis: AclRedis, stack_env:
     with pytest.raises(redis.exceptions.NoPermissionError):
         operator.config_get("*")
     api = acl_redis.client("api", stack_env["REDIS_API_PASSWORD"])
-    entry = api.xadd(f"{prefix}:dlq", {"data": b"{}"})  # a replay: XADD to a stage's input, XDEL from the DLQ
+    ingest.set(f"{prefix}:dlq:payload:t", b"{}")
+    with api.pipeline(transaction=True) as pipe:  # a replay: WATCH the payload, XADD to the input, XDEL, UNLINK
+        pipe.watch(f"{prefix}:dlq:payload:t")
+        assert pipe.get(f"{prefix}:dlq:payload:t") == b"{}"
+        pipe.multi()
+        pipe.xadd(f"{prefix}:dlq", {"data": b"{}"})
+        pipe.unlink(f"{prefix}:dlq:payload:t")
+        entry, _ = pipe.execute()
     assert api.xdel(f"{prefix}:dlq", entry) == 1 and api.xlen(f"{prefix}:raw") == 2
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        api.set(f"{prefix}:dlq:payload:t", b"x")
     for forbidden in (f"{prefix}:dedup:x", "other:raw"):
         with pytest.raises(redis.exceptions.NoPermissionError):
             api.xadd(forbidden, {"data": b"{}"})

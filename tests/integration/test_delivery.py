@@ -71,7 +71,9 @@ async def read_as(redis: Redis, stage: Stage, consumer: str) -> list[StreamEntry
 
 async def dlq(redis: Redis, stage: Stage) -> list[tuple[DeadLetter, bytes]]:  # type: ignore[type-arg]
     rows = await redis.xrange(stage.streams.dlq)
-    return [(DeadLetter.model_validate_json(f[b"data"]), f[b"payload"]) for _, f in rows]
+    payloads = [await redis.get(stage.streams.dlq_payload(f[b"payload_key"].decode())) for _, f in rows]
+    letters = [DeadLetter.model_validate_json(f[b"data"]) for _, f in rows]
+    return list(zip(letters, payloads, strict=True))
 
 
 async def test_group_at_zero_sees_entries_pushed_before_it(redis: Redis, settings: Settings) -> None:

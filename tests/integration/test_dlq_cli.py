@@ -34,14 +34,16 @@ def test_dead_letters_can_be_listed_shown_replayed_and_purged(cli_redis: redis.R
     rows = [orjson.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert [r["reason"] for r in rows] == ["both_text_and_html", "invalid_json", "no_text_or_html"]
     assert rows[0]["stage"] == "ingest" and rows[0]["origin"] == "test"
-    assert rows[1]["payload"] == "{broken json"
+    assert "payload" not in rows[1] and rows[1]["payload_bytes"] == len("{broken json")  # headers only
 
     code, out = run("dlq", "list", "--reason", "invalid_json", "--json")
     assert code == 0 and out.count('"invalid_json"') == 1
 
     code, out = run("dlq", "show", rows[1]["id"], "--json")
-    assert code == 0 and orjson.loads(out)["error"].startswith("payload is not JSON")
-    assert run("dlq", "show", "0-1")[0] == 1
+    shown = orjson.loads(out)
+    assert code == 0 and shown["error"].startswith("payload is not JSON")
+    assert shown["payload"] == "{broken json" and shown["payload_truncated"] is False
+    assert run("dlq", "show", "0-1")[0] == 2
 
     before = client.xlen(streams.raw)
     code, out = run("dlq", "replay", "--reason", "no_text_or_html")
@@ -52,7 +54,10 @@ def test_dead_letters_can_be_listed_shown_replayed_and_purged(cli_redis: redis.R
     assert client.xlen(streams.dlq) == 2  # removed once re-queued
 
     code, out = run("dlq", "replay", rows[0]["id"], "9-9")
-    assert code == 1 and "replayed 1 entry" in out and "no DLQ entry 9-9" in out
+    assert code == 2 and "no DLQ entry 9-9" in out and "nothing replayed" in out
+    assert client.xlen(streams.dlq) == 2  # all named ids must be there, or none is replayed
+    code, out = run("dlq", "replay", rows[0]["id"])
+    assert code == 0 and "replayed 1 entry" in out
 
     code, _ = run("dlq", "purge", input="n\n")
     assert code != 0 and client.xlen(streams.dlq) == 1  # declined: nothing deleted

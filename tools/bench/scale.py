@@ -42,6 +42,7 @@ from shared.events import DeadLetter
 from shared.settings import Settings
 from shared.storage import open_storage
 from shared.streams import StreamNames, names
+from shared.transport import dlq
 from tools.bench.corpus import NEAR_DUPLICATE_LOOKBACK, SyntheticCorpus, article_id
 from tools.bench.pipeline import (
     _busy_cpu_seconds,
@@ -338,7 +339,10 @@ def load_streams(client: redis.Redis, streams: StreamNames, start: int, stop: in
                     article_id=article_id("scale", number),
                 )
                 payload = orjson.dumps({"text": " ".join(["word"] * 600)})  # a raw article of ~3 kB
-                pipe.xadd(streams.dlq, {"data": letter.model_dump_json(), "payload": payload}, id=f"{moment}-{number}")
+                token = dlq.new_token()
+                pipe.set(streams.dlq_payload(token), payload)
+                fields = dlq.entry_fields(letter, token, len(payload), None)
+                pipe.xadd(streams.dlq, fields, id=f"{moment}-{number}")  # type: ignore[arg-type]
             if len(pipe) >= 2_000:
                 pipe.execute()
         pipe.execute()
