@@ -5,12 +5,12 @@ from __future__ import annotations
 import sys
 
 import typer
-
-# typer (0.2x) runs on a click of its own, vendored: its usage errors are these classes, not the `click` package's.
-from typer._click import exceptions as click_exceptions
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+# typer (0.2x) runs on a click of its own, vendored: its usage errors are these classes, not the `click` package's.
+from typer._click import exceptions as click_exceptions
 
 from newsflow.cli.articles import articles_app, db_app
 from newsflow.cli.dlq import dlq_app
