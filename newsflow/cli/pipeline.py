@@ -220,6 +220,7 @@ def serve_api() -> None:
     import uvicorn
 
     from shared.observability.health import http_port
+    from shared.observability.httpserver import server_config
 
     settings = get_settings()
     port = http_port(settings, "api")
@@ -228,8 +229,8 @@ def serve_api() -> None:
         raise typer.Exit(2)
     from services.api.main import app as api_app  # imported here: it reads settings and refuses bad ones
 
-    config = uvicorn.Config(
-        api_app, host=settings.http_host, port=port, access_log=False, log_config=None, server_header=False,
+    config = server_config(
+        api_app, settings, host=settings.http_host, port=port,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
     )
     asyncio.run(uvicorn.Server(config).serve())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from redis.exceptions import RedisError
 from services.ingest.validate import ingest_article, parse_raw_payload
 from shared.errors import ConfigurationError, Rejected
 from shared.events import RawArticle
+from shared.observability.metrics import record_http_refused
 from shared.settings import Settings
 from shared.streams import names
 from shared.transport.producer import enqueue_raw
@@ -68,16 +70,26 @@ def _too_large(what: str, size: int, limit: int) -> HTTPException:
     return HTTPException(413, detail=f"{what} is {size:,} bytes or more; the limit is {limit:,}")
 
 
-async def read_body(request: Request, limit: int, what: str) -> bytes:
-    """The request body, refused with 413 as soon as it passes `limit` (never buffered past it)."""
+async def read_body(request: Request, limit: int, what: str, timeout_s: float) -> bytes:
+    """The request body, refused with 413 as soon as it passes `limit` (never buffered past it), 408 when it has
+    not all arrived within `timeout_s` of the headers."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(what, int(declared), limit)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise _too_large(what, len(body), limit)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(what, len(body), limit)
+    except TimeoutError:
+        record_http_refused("body_timeout")
+        raise HTTPException(
+            408,
+            detail=f"the body did not arrive within {timeout_s:g} s ({len(body):,} bytes came); send it faster",
+            headers={"Connection": "close"},
+        ) from None
     return bytes(body)
 
 
@@ -133,9 +145,11 @@ def ingest_router(settings: Settings, redis: Redis) -> APIRouter:
         ),
         responses={
             401: {"description": "missing or wrong bearer token"},
+            408: {"description": "the body did not arrive within NEWSFLOW_HTTP_BODY_TIMEOUT_S"},
             413: {"description": "an article over NEWSFLOW_MAX_ARTICLE_BYTES, or a batch over its limits"},
             415: {"description": "neither JSON nor JSON lines"},
             422: {"model": IngestResult, "description": "no article in the body is valid"},
+            429: {"description": "over NEWSFLOW_HTTP_MAX_CONNECTIONS open connections; retry after Retry-After"},
             503: {"description": "Redis is unavailable; retry later"},
         },
         openapi_extra={"requestBody": _raw_article_body()},
@@ -144,7 +158,7 @@ def ingest_router(settings: Settings, redis: Redis) -> APIRouter:
     async def post_articles(request: Request) -> JSONResponse:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if content_type in JSON_LINES_TYPES:
-            body = await read_body(request, settings.max_batch_bytes, "the batch")
+            body = await read_body(request, settings.max_batch_bytes, "the batch", settings.http_body_timeout_s)
             lines = [(n, line.rstrip(b"\r")) for n, line in enumerate(body.split(b"\n"), start=1)]
             payloads: list[tuple[int | None, bytes]] = [(n, line) for n, line in lines if line.strip()]
             if len(payloads) > settings.max_batch_articles:
@@ -152,7 +166,7 @@ def ingest_router(settings: Settings, redis: Redis) -> APIRouter:
                     413, detail=f"{len(payloads):,} articles in the batch; the limit is {settings.max_batch_articles:,}"
                 )
         elif content_type in JSON_TYPES:
-            body = await read_body(request, settings.max_article_bytes, "the article")
+            body = await read_body(request, settings.max_article_bytes, "the article", settings.http_body_timeout_s)
             payloads = [(None, body)]
         else:
             raise HTTPException(415, detail="send application/json (one article) or application/x-ndjson (a batch)")

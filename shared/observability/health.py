@@ -22,6 +22,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from shared.errors import ConfigurationError
 from shared.observability import metrics
+from shared.observability.httpserver import server_config
 from shared.observability.logging import get_logger
 from shared.settings import Settings
 
@@ -201,8 +202,7 @@ async def serve_http(stage: Served, routes: RoutesFactory | None = None) -> Http
         log.error("http.bind_failed", stage=stage.name, host=settings.http_host, port=port, error=str(exc))
         await redis.aclose()
         return None
-    config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None, server_header=False)
-    server = _EmbeddedServer(config)
+    server = _EmbeddedServer(server_config(app, settings, lifespan="off"))
     task = asyncio.create_task(server.serve(sockets=[sock]), name=f"http-{stage.name}")
     while not server.started and not task.done():
         await asyncio.sleep(0.01)

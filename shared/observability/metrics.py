@@ -43,6 +43,13 @@ DLQ_TRIMMED = Counter(
     ["stage"],
     registry=REGISTRY,
 )
+HTTP_REFUSED = Counter(
+    "newsflow_http_refused",
+    "HTTP connections cut off: headers or body too slow (header_timeout, body_timeout), or over the connection cap "
+    "(too_many_connections).",
+    ["reason"],
+    registry=REGISTRY,
+)
 TRANSIENT_FAILURES = Counter(
     "newsflow_transient_failures",
     "Failed attempts at a step because a dependency (Redis, storage) was unavailable; the step is retried.",
@@ -99,6 +106,11 @@ def record_outcomes(stage: str, *, processed: int, dead_letter_reasons: Iterable
 def record_dlq_trimmed(stage: str, dropped: int) -> None:
     """Count DLQ entries this stage dropped by retention."""
     DLQ_TRIMMED.labels(stage).inc(dropped)
+
+
+def record_http_refused(reason: str) -> None:
+    """Count one HTTP connection cut off by a slow-client limit."""
+    HTTP_REFUSED.labels(reason).inc()
 
 
 def record_batch(stage: str, *, size: int, processed: int, per_article_s: float, batch_s: float) -> None:
