@@ -104,6 +104,10 @@ def run_local_stack(settings: Settings, *, enrich_replicas: int = 1) -> int:
     env = dict(os.environ)
     if colour and "NEWSFLOW_LOG_FORMAT" not in env:
         env["NEWSFLOW_LOG_FORMAT"] = "console"
+    if "fetch_allow_private" not in settings.model_fields_set:
+        # The local stack follows feeds on this machine and its network too (a site on localhost, an intranet
+        # feed); compose and any other deployment keep the default, which refuses them.
+        env["NEWSFLOW_FETCH_ALLOW_PRIVATE"] = "true"
     children: dict[str, subprocess.Popen[bytes]] = {}
     redis_process: subprocess.Popen[bytes] | None = None
     out = sys.stdout.buffer

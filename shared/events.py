@@ -53,12 +53,16 @@ class FetchJob(Event):
     """A page to download (on the discovered stream): found in a registered feed or sitemap, queued once."""
 
     schema_version: Literal[1] = SCHEMA_VERSION
-    url: str = Field(max_length=4096, description="normalised")
+    url: str = Field(max_length=4096, description="normalised; a redirect's target as the server gave it")
     source_id: str
     source_url: str = Field(description="the feed or sitemap it was found in; the article's origin")
     discovered_at: datetime
     # Downloads tried so far (a failed one comes back through the delayed set with attempt + 1).
     attempt: int = Field(default=0, ge=0)
+    # A redirect to another host comes back as a job of its own for that host's turn: the URL the feed listed
+    # (the one in the seen set) and the hops that led here.
+    requested_url: str | None = Field(default=None, max_length=4096, description="set on a redirect's job")
+    redirects: int = Field(default=0, ge=0)
     title: str | None = Field(default=None, max_length=2000, description="as the feed or news sitemap gave it")
     published_at: str | None = Field(default=None, max_length=100)
 

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # Everything one page (or feed) may take, robots.txt and redirects included; below NEWSFLOW_CLAIM_IDLE_MS.
     fetch_timeout_s: float = Field(default=20.0, gt=0)
     fetch_max_redirects: int = Field(default=5, ge=0)
+    # Connect to private, loopback, link-local (cloud metadata), multicast and reserved addresses too. Off: a
+    # feed, link or redirect that resolves to one is refused (`blocked_address`). On for a crawl of local sites.
+    fetch_allow_private: bool = False
     # Feeds and sitemaps (decompressed); pages are bounded by NEWSFLOW_MAX_ARTICLE_BYTES.
     fetch_max_document_bytes: int = Field(default=50_000_000, ge=1_000)
     # A page that times out or answers 429/5xx is tried again this many times, after base, 4x base, 16x base...

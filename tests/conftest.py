@@ -243,6 +243,14 @@ def site() -> Iterator[Site]:
     server.stop()
 
 
+@pytest.fixture
+def other_site() -> Iterator[Site]:
+    """A second local web site, on 127.0.0.2 and its own port: another host, for politeness and redirects."""
+    server = Site("127.0.0.2")
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def wget() -> str:
     """The wget binary (its --warc-file makes real WARC records); required under CI, skipped locally when absent."""

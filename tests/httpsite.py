@@ -1,4 +1,5 @@
-"""A local web site for tests: a threaded HTTP server on 127.0.0.1 serving the routes a test sets.
+"""A local web site for tests: a threaded HTTP server on 127.0.0.1 (or another loopback address) serving the routes a
+test sets.
 
 It serves feeds, sitemaps (gzip too), robots.txt, redirects, slow and failing pages, answers conditional GETs
 (ETag / Last-Modified -> 304), and records every request (path, headers, time) so a test can check what a
@@ -48,7 +49,7 @@ class Request:
 class Site:
     """A test-owned HTTP server on a free port; `add` routes, read `requests`, `stop` at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
@@ -63,10 +64,10 @@ class Site:
             def do_GET(self) -> None:
                 site._answer(self)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.port = int(self.server.server_address[1])
-        self.base = f"http://127.0.0.1:{self.port}"
+        self.base = f"http://{host}:{self.port}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 
@@ -121,7 +122,7 @@ class Site:
             return 503, {"Content-Type": "text/plain", "Retry-After": "0"}, b"try again"
         if route.redirect_to is not None:
             return route.status if route.status in (301, 302, 303, 307, 308) else 301, {
-                "Location": route.redirect_to
+                **route.headers, "Location": route.redirect_to
             }, b""
         extra = dict(route.headers)
         if route.content_type:

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsflow.cli.articles import JsonFlag, StorageUrl, run_with_storage
+from services.fetch.addresses import AddressGuard
 from services.fetch.coordination import Coordination
 from services.fetch.urls import normalise_source_url
 from shared.observability.sources import SourceState, read_source_states
@@ -66,8 +67,15 @@ def add_command(
     try:
         normalised = normalise_source_url(url)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    every = interval or get_settings().fetch_poll_interval_s
+        err.print(f"[red]cannot add: {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(2) from exc
+    settings = get_settings()
+    blocked = AddressGuard.for_settings(settings.fetch_allow_private).refuse_literal(normalised)
+    if blocked is not None:
+        # Registered all the same: the fetch stage that polls it may run with the guard lifted (`newsflow up`).
+        err.print(f"[yellow]note: {blocked} is not a public address; a fetch stage polls it only with "
+                  "NEWSFLOW_FETCH_ALLOW_PRIVATE=true", soft_wrap=True)
+    every = interval or settings.fetch_poll_interval_s
     source = Source(id=source_id(normalised), url=normalised, name=name, interval_s=every, added_at=datetime.now(UTC))
     stored, created = run_with_storage(storage_url, lambda storage: storage.add_source(source))
     if created:

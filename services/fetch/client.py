@@ -1,7 +1,8 @@
-"""One HTTP GET with the fetch stage's limits: redirects followed (the final URL kept), size and time bounded.
+"""One HTTP request with the fetch stage's limits: size and time bounded, redirects not followed, addresses guarded.
 
-Redirects are followed here, hop by hop, not by httpx: each hop is a request to a server, so hops wait the
-politeness delay between them like any two requests would.
+Redirects are followed by the polite client (services/fetch/polite.py), hop by hop: each hop is a request to a
+server, so it waits the politeness delay like any other request, obeys robots.txt, and a hop to another host
+waits for that host's turn. Every connection goes through the address guard (services/fetch/addresses.py).
 
 Failures come back as a `Download` with `error` set, never as an exception, so the caller decides between
 retrying (a timeout, a refused connection, 429, 5xx) and recording a permanent failure.
@@ -9,12 +10,12 @@ retrying (a timeout, a refused connection, 429, 5xx) and recording a permanent f
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
+from services.fetch.addresses import AddressGuard, BlockedAddress, guarded_client
 from shared.settings import Settings
 
 # Worth trying again later: the server is overloaded, restarting or asked us to slow down.
@@ -31,10 +32,14 @@ class Download:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
-    # timeout | connect | protocol (worth a retry) | too_large | redirects | decoding | invalid_url;
-    # None: an HTTP answer arrived
+    # timeout | connect | protocol (worth a retry) | too_large | redirects | decoding | invalid_url |
+    # blocked_address (the guard refused the host's address); None: an HTTP answer arrived
     error: str | None = None
     detail: str = ""
+    # Redirect hops followed to get here.
+    redirects: int = 0
+    # A redirect to another host, not followed: that host's turn, robots.txt and delay come first.
+    redirect_to: str | None = None
 
     @property
     def retryable(self) -> bool:
@@ -55,9 +60,10 @@ class Download:
         return f"http_{self.status}"
 
 
-def make_client(settings: Settings) -> httpx.AsyncClient:
-    """The process's HTTP client: our user agent, redirects followed up to the limit, compressed bodies decoded."""
-    return httpx.AsyncClient(
+def make_client(settings: Settings, guard: AddressGuard | None = None) -> httpx.AsyncClient:
+    """The process's HTTP client: our user agent, no redirects followed, compressed bodies decoded, guarded."""
+    return guarded_client(
+        guard or AddressGuard.for_settings(settings.fetch_allow_private),
         headers={"User-Agent": settings.fetch_user_agent, "Accept-Encoding": "gzip, deflate, br"},
         follow_redirects=False,
         timeout=httpx.Timeout(settings.fetch_timeout_s),
@@ -65,35 +71,17 @@ def make_client(settings: Settings) -> httpx.AsyncClient:
     )
 
 
-async def download(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    max_bytes: int,
-    timeout_s: float,
-    headers: dict[str, str] | None = None,
-    max_redirects: int = 5,
-    hop_delay_s: float = 0.0,
-) -> Download:
-    """GET `url`, following up to `max_redirects` hops (`hop_delay_s` apart), within `timeout_s` overall."""
-    current = url
-    try:
-        async with asyncio.timeout(timeout_s):
-            for hop in range(max_redirects + 1):
-                if hop and hop_delay_s:
-                    await asyncio.sleep(hop_delay_s)
-                answer = await _get_once(client, url, current, max_bytes=max_bytes, headers=headers)
-                location = answer.headers.get("location")
-                if answer.error is not None or answer.status not in REDIRECT_STATUSES or not location:
-                    return answer
-                current = urljoin(current, location)
-            return Download(url, current, error="redirects", detail=f"more than {max_redirects} redirects")
-    except TimeoutError:
-        return Download(url, current, error="timeout", detail=f"no complete answer within {timeout_s:g}s")
+def redirect_target(answer: Download) -> str | None:
+    """Where a redirect answer points (absolute, no fragment); None when it is not a redirect."""
+    location = answer.headers.get("location", "").strip()
+    if answer.error is not None or answer.status not in REDIRECT_STATUSES or not location:
+        return None
+    return urlunsplit(urlsplit(urljoin(answer.final_url, location))._replace(fragment=""))
 
 
-async def _get_once(
-    client: httpx.AsyncClient, url: str, current: str, *, max_bytes: int, headers: dict[str, str] | None
+async def get_once(
+    client: httpx.AsyncClient, url: str, current: str, *, max_bytes: int, headers: dict[str, str] | None = None,
+    redirects: int = 0,
 ) -> Download:
     """One request (no redirect following); `url` is the one first asked for, `current` this hop's."""
     try:
@@ -102,23 +90,25 @@ async def _get_once(
             declared = response.headers.get("Content-Length")
             if declared and declared.isdigit() and int(declared) > max_bytes:
                 return Download(url, current, response.status_code, answer, error="too_large",
-                                detail=f"Content-Length {int(declared):,} > {max_bytes:,}")
+                                detail=f"Content-Length {int(declared):,} > {max_bytes:,}", redirects=redirects)
             chunks: list[bytes] = []
             size = 0
             async for chunk in response.aiter_bytes():
                 size += len(chunk)
                 if size > max_bytes:
                     return Download(url, current, response.status_code, answer, error="too_large",
-                                    detail=f"body over {max_bytes:,} bytes")
+                                    detail=f"body over {max_bytes:,} bytes", redirects=redirects)
                 chunks.append(chunk)
-            return Download(url, current, response.status_code, answer, b"".join(chunks))
+            return Download(url, current, response.status_code, answer, b"".join(chunks), redirects=redirects)
+    except BlockedAddress as exc:
+        return Download(url, current, error="blocked_address", detail=str(exc), redirects=redirects)
     except httpx.TimeoutException as exc:
-        return Download(url, current, error="timeout", detail=type(exc).__name__)
+        return Download(url, current, error="timeout", detail=type(exc).__name__, redirects=redirects)
     except (httpx.ConnectError, httpx.NetworkError) as exc:
-        return Download(url, current, error="connect", detail=str(exc) or type(exc).__name__)
+        return Download(url, current, error="connect", detail=str(exc) or type(exc).__name__, redirects=redirects)
     except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        return Download(url, current, error="invalid_url", detail=str(exc))
+        return Download(url, current, error="invalid_url", detail=str(exc), redirects=redirects)
     except httpx.DecodingError as exc:
-        return Download(url, current, error="decoding", detail=str(exc))
+        return Download(url, current, error="decoding", detail=str(exc), redirects=redirects)
     except (httpx.RemoteProtocolError, httpx.LocalProtocolError) as exc:
-        return Download(url, current, error="protocol", detail=str(exc))
+        return Download(url, current, error="protocol", detail=str(exc), redirects=redirects)

@@ -3,8 +3,11 @@
 Every job ends in exactly one outcome, written in the delivery policy's commit transaction with the XACK:
 - `fetched`: the page, as a raw article with `origin` = the feed, goes onto the raw stream;
 - `deferred`: its host is busy (another request, or the politeness delay) — back in the delayed set until free;
+- `redirected`: it redirects to another host — the target goes back onto the discovered stream as a job of its
+  own (same source, the listed URL kept as `requested_url`), fetched in that host's turn, under its robots.txt;
 - `retry`: a timeout, refused connection, 429 or 5xx — back in the delayed set after a growing wait;
-- `failed`: a 4xx, an oversized page, too many redirects, or retries used up — counted on the source;
+- `failed`: a 4xx, an oversized page, too many redirects, an address the guard refuses (`blocked_address`), or
+  retries used up — counted on the source;
 - `skipped`: robots.txt disallows it, or it is not HTML — counted on the source.
 No outcome dead-letters: a fetch failure is the source's problem, recorded on it, not the pipeline's.
 """
@@ -20,18 +23,19 @@ from pydantic import Field
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from services.fetch.addresses import AddressGuard
 from services.fetch.client import Download, make_client
 from services.fetch.coordination import Coordination, iso
 from services.fetch.pages import decode_html, looks_like_html, media_type
 from services.fetch.polite import Busy, PoliteClient, Refused
-from services.fetch.urls import host_of
+from services.fetch.urls import host_of, normalise_url
 from shared.errors import ConfigurationError, Rejected
 from shared.events import Event, FetchJob, RawArticle, Stamp
 from shared.observability import sources as state
 from shared.settings import Settings
 from shared.streams import StreamNames, names
 
-OutcomeKind = Literal["fetched", "deferred", "retry", "failed", "skipped"]
+OutcomeKind = Literal["fetched", "deferred", "redirected", "retry", "failed", "skipped"]
 # Room left in NEWSFLOW_MAX_ARTICLE_BYTES for the raw article's other fields once the page is in it.
 ENVELOPE_BYTES = 4096
 
@@ -45,6 +49,8 @@ class FetchOutcome(Event):
     reason: str | None = None
     status: int | None = None
     final_url: str | None = None
+    # `redirected`: the job to queue for the other host.
+    redirect: FetchJob | None = None
     raw: RawArticle | None = None
     retry_at: datetime | None = None
     trace: list[Stamp] = Field(default_factory=list)
@@ -70,12 +76,13 @@ def raw_article(job: FetchJob, download: Download, html: str, fetched_at: dateti
             "fetch": {
                 "source_id": job.source_id,
                 "source_url": job.source_url,
-                "requested_url": job.url,
+                "requested_url": job.requested_url or job.url,
                 "final_url": download.final_url,
                 "status": download.status,
                 "content_type": download.headers.get("content-type"),
                 "discovered_at": job.discovered_at.isoformat(),
                 "attempts": job.attempt + 1,
+                "redirects": download.redirects,
             },
             "feed": {"title": job.title, "published_at": job.published_at},
         },
@@ -85,7 +92,7 @@ def raw_article(job: FetchJob, download: Download, html: str, fetched_at: dateti
 class PageFetcher:
     """The stage's `process` (a batch of jobs -> outcomes) and `write` (an outcome -> Redis commands)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, guard: AddressGuard | None = None) -> None:
         if settings.fetch_timeout_s * 1000 >= settings.claim_idle_ms:
             raise ConfigurationError(
                 f"NEWSFLOW_FETCH_TIMEOUT_S ({settings.fetch_timeout_s:g}) must stay below NEWSFLOW_CLAIM_IDLE_MS "
@@ -94,6 +101,7 @@ class PageFetcher:
             )
         self.settings = settings
         self.streams: StreamNames = names(settings)
+        self.guard = guard or AddressGuard.for_settings(settings.fetch_allow_private)
         self._client: PoliteClient | None = None
 
     @property
@@ -106,7 +114,8 @@ class PageFetcher:
     async def start(self, redis: Redis) -> None:
         """Connect the shared state and open the HTTP client (the stage's `on_start`)."""
         coordination = Coordination(redis, self.streams, self.settings.consumer)
-        self._client = PoliteClient(self.settings, coordination, make_client(self.settings))
+        http = make_client(self.settings, self.guard)
+        self._client = PoliteClient(self.settings, coordination, http, self.guard)
 
     async def close(self) -> None:
         """Close the HTTP client."""
@@ -135,14 +144,23 @@ class PageFetcher:
 
     async def fetch_one(self, job: FetchJob) -> FetchOutcome:
         """Download one page and classify what came back."""
-        answer = await self.client.try_get(job.url, max_bytes=self.settings.max_article_bytes)
+        answer = await self.client.try_get(job.url, max_bytes=self.settings.max_article_bytes,
+                                           redirects=job.redirects)
         now = datetime.now(UTC)
         if isinstance(answer, Busy):
             jitter = random.uniform(0, 0.25)
             return self._outcome(job, "deferred", reason="host_busy",
                                  retry_at=now + timedelta(seconds=answer.wait_ms / 1000 + jitter))
         if isinstance(answer, Refused):
-            return self._outcome(job, "skipped", reason="robots_disallowed")
+            return self._outcome(job, "skipped", reason="robots_disallowed",
+                                 final_url=answer.url if answer.url != job.url else None)
+        if answer.redirect_to is not None:
+            onward = job.model_copy(update={
+                "url": answer.redirect_to, "requested_url": job.requested_url or job.url,
+                "redirects": answer.redirects,
+            })
+            return self._outcome(job, "redirected", status=answer.status, final_url=answer.redirect_to,
+                                 redirect=onward)
         if not answer.ok:
             if answer.retryable and job.attempt < self.settings.fetch_retries:
                 delay = retry_delay_s(self.settings, job.attempt, answer)
@@ -172,6 +190,13 @@ class PageFetcher:
         if output.outcome == "fetched" and output.raw is not None:
             pipe.xadd(self.streams.raw, {"data": output.raw.to_json(), "origin": job.source_url})
             pipe.hincrby(source, state.PAGES_FETCHED, 1)
+        elif output.outcome == "redirected" and output.redirect is not None:
+            # The next hop is that host's job: queued now, fetched when its lease and robots.txt allow. Its URL
+            # joins the seen set (a feed listing it later does not fetch it again); the listed URL is there already.
+            pipe.xadd(self.streams.discovered, {"data": output.redirect.to_json()})
+            seen_as = normalise_url(output.redirect.url)
+            if seen_as is not None:
+                pipe.zadd(self.streams.fetch_seen, {seen_as: int(datetime.now(UTC).timestamp() * 1000)}, nx=True)
         elif output.outcome in ("deferred", "retry") and output.retry_at is not None:
             again = job if output.outcome == "deferred" else job.model_copy(update={"attempt": job.attempt + 1})
             pipe.zadd(self.streams.fetch_delayed, {again.to_json(): int(output.retry_at.timestamp() * 1000)})
@@ -193,6 +218,8 @@ def describe_outcome(outcome: FetchOutcome) -> dict[str, Any]:
         value = getattr(outcome, name)
         if value is not None and (name != "final_url" or value != outcome.job.url):
             facts[name] = value
+    if outcome.job.requested_url is not None:
+        facts["requested_url"] = outcome.job.requested_url
     if outcome.retry_at is not None:
         facts["retry_at"] = outcome.retry_at.isoformat()
     return facts

@@ -1,4 +1,5 @@
-"""`newsflow up` (what `make run` starts): a private Redis when none answers, five services, clean Ctrl-C."""
+"""`newsflow up` (what `make run` starts): a private Redis when none answers, five services, a local feed followed,
+clean Ctrl-C."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, SEED, wait_for
+from tests.e2e.test_sources_pipeline import STORY
+from tests.httpsite import Site
+from tests.integration.test_fetch import rss
 from tests.servers import free_port, redis_up
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def test_up_starts_a_private_redis_and_the_five_services_and_stops_cleanly(tmp_path: Path) -> None:
+def test_up_starts_a_private_redis_and_the_five_services_and_stops_cleanly(tmp_path: Path, site: Site) -> None:
     url = f"redis://127.0.0.1:{free_port()}/0"
     assert not redis_up(url)
     env = {**os.environ, "NEWSFLOW_REDIS_URL": url, "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
@@ -46,6 +50,21 @@ def test_up_starts_a_private_redis_and_the_five_services_and_stops_cleanly(tmp_p
             return "Sergei Shoigu" in result.stdout
 
         wait_for(shown, timeout=90, interval=1, what="the seed listed")
+
+        # The local stack lifts the fetch stage's address guard (NEWSFLOW_FETCH_ALLOW_PRIVATE is not set here):
+        # a feed on this machine is followed.
+        site.add("/story.html", STORY.format(title="Harbour plan approved"))
+        site.add("/feed.xml", rss(site, [("/story.html", "Harbour")]), content_type="application/rss+xml")
+        added = subprocess.run([sys.executable, "-m", "newsflow.cli", "sources", "add", site.url("/feed.xml")],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+        assert added.returncode == 0, added.stderr
+
+        def followed() -> bool:
+            result = subprocess.run([sys.executable, "-m", "newsflow.cli", "articles", "list", "--json"], cwd=ROOT,
+                                    env=env, capture_output=True, text=True, timeout=60)
+            return "Harbour plan approved" in result.stdout
+
+        wait_for(followed, timeout=90, interval=1, what="the local feed's story listed")
     finally:
         stack.send_signal(signal.SIGINT)
         code = stack.wait(timeout=60)

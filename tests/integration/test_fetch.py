@@ -31,6 +31,8 @@ FAST = {
     "NEWSFLOW_FETCH_RETRIES": "1",
     "NEWSFLOW_FETCH_TICK_S": "0.2",
     "NEWSFLOW_HTTP_PORT": "0",
+    # The site is on 127.0.0.1, which the fetch stage refuses by default.
+    "NEWSFLOW_FETCH_ALLOW_PRIVATE": "true",
 }
 
 
@@ -214,3 +216,85 @@ def test_two_replicas_fetch_each_url_once_and_take_turns_per_host(
         assert len(site.hits(path)) == 1, path
     for host in ("127.0.0.1", "localhost"):
         assert_polite([r for r in site.requests if r.headers.get("host", "").startswith(host)])
+
+
+def test_private_addresses_are_refused_by_default(
+    site: Site, fetch_env: dict[str, str], start_service: Callable[..., ServiceProcess], key_prefix: str,
+    redis_url: str,
+) -> None:
+    env = {k: v for k, v in fetch_env.items() if k != "NEWSFLOW_FETCH_ALLOW_PRIVATE"}  # the default: refuse
+    site.add("/feed.xml", rss(site, [("/a.html", "A")]), content_type="application/rss+xml")
+    for url in ("ftp://news.example/feed.xml", "file:///etc/passwd", "news.example/feed.xml"):
+        refused = cli(env, "sources", "add", url)
+        assert refused.returncode == 2 and "not an http(s) URL" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    # An address written out gets a note (the stage that polls it may allow it); a name is not resolved by the
+    # CLI. The fetch stage refuses both: the address before any connection, the name once it resolves.
+    noted = cli(env, "sources", "add", site.url("/feed.xml"), "--interval", "60")
+    assert noted.returncode == 0 and "127.0.0.1 (loopback) is not a public address" in noted.stderr, noted.stderr
+    named = site.url("/feed.xml").replace("127.0.0.1", "localhost")
+    assert cli(env, "sources", "add", named, "--interval", "60").returncode == 0
+    start_service("fetch", env)
+
+    def refused() -> dict[str, dict[str, Any]] | None:
+        states = {url: row["state"] for url, row in source_state(env).items()}
+        return states if all(s and s["consecutive_failures"] >= 1 for s in states.values()) else None
+
+    states = wait_for(refused, timeout=30, what="both polls refused")
+    assert states[site.url("/feed.xml")]["last_error"] == "blocked_address: 127.0.0.1 (loopback)"
+    by_name = states[named]["last_error"]
+    assert by_name.startswith("blocked_address: localhost -> ") and "(loopback)" in by_name
+    assert all(s["failing"] for s in states.values())
+    assert site.requests == []
+    client = redis.Redis.from_url(redis_url)
+    assert client.xlen(f"{key_prefix}:dlq") == 0
+
+
+def test_a_redirect_to_another_host_waits_for_that_hosts_turn_and_obeys_its_robots(
+    site: Site, other_site: Site, fetch_env: dict[str, str], start_service: Callable[..., ServiceProcess],
+    key_prefix: str, redis_url: str,
+) -> None:
+    """127.0.0.1 redirects to 127.0.0.2, whose robots.txt disallows /private/ and asks for 1 s between requests
+    (five times NEWSFLOW_FETCH_HOST_DELAY_S): each hop is fetched in 127.0.0.2's own turn, two replicas running."""
+    client = redis.Redis.from_url(redis_url)
+    other_site.add("/robots.txt", "User-agent: *\nDisallow: /private/\nCrawl-delay: 1\n", content_type="text/plain")
+    items = []
+    for i in range(3):
+        site.add(f"/go/{i}", redirect_to=other_site.url(f"/story/{i}.html"))
+        other_site.add(f"/story/{i}.html", article_html(f"Moved story {i}"))
+        items.append((f"/go/{i}", f"Moved {i}"))
+    site.add("/go/secret", redirect_to=other_site.url("/private/secret.html"))
+    other_site.add("/private/secret.html", article_html("Secret"))
+    items.append(("/go/secret", "Secret"))
+    for i in range(3):  # pages the feed lists on 127.0.0.2 directly, competing for its turns
+        other_site.add(f"/direct/{i}.html", article_html(f"Direct story {i}"))
+        items.append((other_site.url(f"/direct/{i}.html"), f"Direct {i}"))
+    site.add("/feed.xml", rss(site, items), content_type="application/rss+xml")
+    feed = site.url("/feed.xml")
+    assert cli(fetch_env, "sources", "add", feed, "--interval", "1").returncode == 0
+    start_service("fetch", fetch_env)
+    start_service("fetch", fetch_env)
+
+    moved = {other_site.url(f"/story/{i}.html"): site.url(f"/go/{i}") for i in range(3)}
+    direct = {other_site.url(f"/direct/{i}.html") for i in range(3)}
+    entries = wait_for(lambda: (e := raw_entries(client, key_prefix)) and set(moved) | direct <= set(e) and e,
+                       timeout=90, what="the redirected and the direct pages on the raw stream")
+    for final, listed in moved.items():
+        article, origin = entries[final]
+        assert origin == feed and article["url"] == final  # http, as the server redirected: no https upgrade
+        assert article["metadata"]["fetch"]["requested_url"] == listed
+        assert article["metadata"]["fetch"]["final_url"] == final
+    wait_for(lambda: (s := source_state(fetch_env)[feed]["state"]) and s["pages_skipped"] >= 1, timeout=30,
+             what="the disallowed hop counted as skipped")
+    # 127.0.0.2's robots.txt came first, its disallowed page never, and its Crawl-delay held between every two of
+    # its requests — redirect hops included — whichever replica made them.
+    hits = sorted(other_site.requests, key=lambda r: r.at)
+    assert hits[0].path == "/robots.txt" and len(other_site.hits("/robots.txt")) == 1
+    assert other_site.hits("/private/secret.html") == []
+    for before, after in itertools.pairwise(hits):
+        assert after.at >= before.done + 0.95, (before.path, after.path, round(after.at - before.done, 3))
+    assert_polite(site.requests)
+    for path in [f"/story/{i}.html" for i in range(3)] + [f"/direct/{i}.html" for i in range(3)]:
+        assert len(other_site.hits(path)) == 1, path
+    # The hop's target joined the seen set: a feed listing it later does not fetch it again.
+    assert client.zscore(f"{key_prefix}:fetch:seen", other_site.url("/story/0.html")) is not None

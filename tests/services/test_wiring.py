@@ -35,6 +35,7 @@ def load_service(
     monkeypatch.setenv("NEWSFLOW_STORAGE_URL", f"sqlite:///{tmp_path / 'wiring.db'}")
     monkeypatch.setenv("NEWSFLOW_LOG_FORMAT", "json")
     monkeypatch.setenv("NEWSFLOW_HTTP_PORT", "0")
+    monkeypatch.setenv("NEWSFLOW_FETCH_ALLOW_PRIVATE", "true")  # fetch's test site is on 127.0.0.1
 
     def load(stage: str) -> ModuleType:
         get_settings.cache_clear()
