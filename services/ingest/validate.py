@@ -72,21 +72,33 @@ def validate_raw_article(data: dict[str, Any]) -> RawArticle:
     return raw
 
 
-def canonical_url(url: str | None) -> str | None:
+def _spelling(url: str | None, *, keep_scheme: bool) -> str | None:
     """Lower-case scheme and host, no fragment, default port, tracking parameters or trailing slash."""
     if not url or not url.strip():
         return None
     parts = urlsplit(url.strip())
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
         return None
     host = parts.hostname.lower()
-    if parts.port and parts.port not in (80, 443):
+    defaults = ({"http": 80, "https": 443}[scheme],) if keep_scheme else (80, 443)
+    if parts.port and parts.port not in defaults:
         host = f"{host}:{parts.port}"
     query = urlencode(
         sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not TRACKING_PARAMS.match(k))
     )
     path = parts.path.rstrip("/") or "/"
-    return urlunsplit(("https", host, path, query, ""))
+    return urlunsplit((scheme if keep_scheme else "https", host, path, query, ""))
+
+
+def canonical_url(url: str | None) -> str | None:
+    """The article id's key: `_spelling` with every scheme https, so a page's http and https URLs are one article."""
+    return _spelling(url, keep_scheme=False)
+
+
+def record_url(url: str | None) -> str | None:
+    """The URL the record keeps: the same spelling with the URL's own scheme (an http-only site stays reachable)."""
+    return _spelling(url, keep_scheme=True)
 
 
 def normalised_content(content: str) -> str:
@@ -109,10 +121,10 @@ def ingest_article(raw: RawArticle, *, origin: str, received_at: datetime) -> In
     """Identity, origin and the cleaned-of-control-characters content of one valid raw article."""
     kind: Literal["text", "html"] = "text" if raw.text is not None else "html"
     content = CONTROL_CHARS.sub("", raw.text if raw.text is not None else raw.html or "")
-    url = canonical_url(raw.url)
+    url = record_url(raw.url)
     digest = content_hash(content)
     return IngestedArticle(
-        id=article_id(url, digest),
+        id=article_id(canonical_url(raw.url), digest),
         ingest=IngestSection(
             external_id=raw.id,
             url=url or (raw.url.strip() if raw.url else None),

@@ -13,6 +13,7 @@ from services.ingest.validate import (
     content_hash,
     ingest_article,
     parse_raw_payload,
+    record_url,
     validate_raw_article,
 )
 from shared.errors import Rejected
@@ -68,6 +69,21 @@ def test_canonical_url_drops_tracking_fragment_and_case() -> None:
     )
     assert canonical_url("not a url") is None
     assert canonical_url("ftp://example.com/file") is None
+
+
+def test_the_record_keeps_the_urls_own_scheme_while_the_id_ignores_it() -> None:
+    assert record_url("HTTP://WWW.Example.com:80/News/Story/?utm_source=x&b=2&a=1#top") == (
+        "http://www.example.com/News/Story?a=1&b=2"
+    )
+    assert record_url("http://example.com:443/x") == "http://example.com:443/x"
+    assert record_url("https://example.com:443/x") == "https://example.com/x"
+    plain = ingest_article(validate_raw_article({"text": "Body.", "url": "http://only-http.example/a"}),
+                           origin="a", received_at=NOW)
+    secure = ingest_article(validate_raw_article({"text": "Body.", "url": "https://only-http.example/a"}),
+                            origin="a", received_at=NOW)
+    # A site that serves only http keeps its http URL on the record; both spellings are one article.
+    assert plain.ingest.url == "http://only-http.example/a" and secure.ingest.url == "https://only-http.example/a"
+    assert plain.id == secure.id
 
 
 def test_article_id_is_stable_for_the_same_url_and_for_the_same_content() -> None:
