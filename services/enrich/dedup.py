@@ -1,4 +1,4 @@
-"""Near-duplicate detection across the corpus: MinHash (datasketch) of body shingles, LSH bands in Redis.
+"""Near-duplicate detection across the corpus: MinHash of body shingles, LSH bands in Redis.
 
 The index lives in Redis so every enrich replica sees the same corpus and it survives restarts. Its cost per
 article and its memory are bounded whatever the corpus size:
@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-from datasketch import MinHash
 from redis.asyncio import Redis
 from redis.client import NEVER_DECODE
 
@@ -178,31 +177,45 @@ def shingles(body: str, size: int = SHINGLE_WORDS) -> set[bytes]:
     return {" ".join(words[i : i + size]).encode() for i in range(len(words) - size + 1)}
 
 
+def _fmix32(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """MurmurHash3's 32-bit finalizer (a bijection that spreads the input hash's bits), wrapping as uint32."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
+
+
 @dataclass(frozen=True)
 class Signer:
-    """MinHash signatures with fixed permutations (built once; the same in every process)."""
+    """MinHash signatures with fixed permutations (built once; the same in every process).
+
+    The signature is datasketch's `MinHash(num_perm, seed=1)` ("affine32" scheme), value for value, so the
+    signatures already in an index stay comparable: per shingle the first 4 bytes of its SHA-1 (little-endian),
+    MurmurHash3's finalizer, then a * h + b modulo 2**32 for each of the `num_perm` (a odd, b) pairs drawn from
+    numpy's RandomState(seed), and the minimum over the shingles. It is computed here rather than by datasketch,
+    whose import brings scipy (~44 MB of every enrich replica's memory) for this one formula;
+    `tests/unit/test_enrich_dedup.py` checks it against datasketch.
+    """
 
     num_perm: int = DEFAULT_NUM_PERM
 
     def __post_init__(self) -> None:
-        prototype = MinHash(num_perm=self.num_perm, seed=SEED)
-        # Reusing the permutations saves regenerating them per article; the scheme must be passed with them.
-        object.__setattr__(self, "_permutations", prototype.permutations)
-        object.__setattr__(self, "_scheme", prototype.scheme)
+        draws = np.random.RandomState(SEED)
+        a = draws.randint(0, 1 << 31, self.num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+        b = draws.randint(0, 1 << 32, self.num_perm, dtype=np.uint32)
+        object.__setattr__(self, "_a", a)
+        object.__setattr__(self, "_b", b)
 
     def sign(self, body: str) -> np.ndarray[Any, Any] | None:
-        """The body's MinHash hash values, or None when it has no words."""
+        """The body's MinHash hash values (uint32), or None when it has no words."""
         grams = shingles(body)
         if not grams:
             return None
-        minhash = MinHash(
-            num_perm=self.num_perm,
-            seed=SEED,
-            permutations=self._permutations,  # type: ignore[attr-defined]
-            scheme=self._scheme,  # type: ignore[attr-defined]
-        )
-        minhash.update_batch(list(grams))
-        values: np.ndarray[Any, Any] = np.asarray(minhash.hashvalues)
+        digests = b"".join(hashlib.sha1(gram).digest()[:4] for gram in grams)
+        hashes = _fmix32(np.frombuffer(digests, dtype="<u4").astype(np.uint32)).reshape(-1, 1)
+        permuted = hashes * self._a + self._b  # type: ignore[attr-defined]
+        values: np.ndarray[Any, Any] = permuted.min(axis=0)
         return values
 
     def sign_many(self, bodies: Sequence[str]) -> list[np.ndarray[Any, Any] | None]:
@@ -228,7 +241,7 @@ def band_buckets(signature: np.ndarray[Any, Any], bands: int, rows: int) -> list
 
 def pack_doc(signature: np.ndarray[Any, Any] | None, article_id: str, content_hash: str) -> bytes:
     """The `dedup:docs` value: length-prefixed signature (4 bytes a value) and id, then the content hash."""
-    # datasketch's default (affine32) scheme keeps hash values below 2**32, so 4 bytes each suffice.
+    # Hash values are below 2**32 (the affine32 scheme of `Signer`), so 4 bytes each suffice.
     raw = signature.astype("<u4").tobytes() if signature is not None else b""
     ident = article_id.encode()
     return struct.pack("<H", len(raw)) + raw + struct.pack("<H", len(ident)) + ident + content_hash.encode()

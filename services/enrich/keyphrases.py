@@ -2,19 +2,25 @@
 
 `yake` keeps its co-occurrence graph in networkx and its statistics in per-word dicts of dicts; on a 300-word
 news lead that bookkeeping was three quarters of its 12 ms. This module runs the same steps on the same tokens
-(yake's own segmenter and tokenizer) with lists and tuples, about 3x faster; `tests/unit/test_enrich_keyphrases.py`
-checks phrase for phrase and score for score against the package.
+(yake's own segmenter and tokenizer, segtok) with lists and tuples, about 3x faster;
+`tests/unit/test_enrich_keyphrases.py` checks phrase for phrase and score for score against the package. The
+package itself is never imported here (it brings networkx: ~12 MB of the enrich process for nothing it uses);
+only its stop-word files are read.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import re
 import string
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
-import yake
-from yake.data.utils import get_tag, pre_filter, tokenize_sentences
+from segtok.segmenter import split_multi
+from segtok.tokenizer import split_contractions, web_tokenizer
 
 N_GRAM = 3
 WINDOW = 1  # co-occurrence window (yake's default)
@@ -58,8 +64,7 @@ class KeyphraseScorer:
     """YAKE for one language: `top(text, k)` gives the k best phrases, most relevant first."""
 
     def __init__(self, language: str) -> None:
-        # The stop-word list is the package's own (it falls back to a language-neutral list).
-        self.stopwords: frozenset[str] = frozenset(yake.KeywordExtractor(lan=language).stopword_set)
+        self.stopwords: frozenset[str] = stopwords_of(language)
 
     def top(self, text: str, count: int) -> list[tuple[str, float]]:
         """(phrase, score) of the `count` best phrases after YAKE's near-repeat filter; lower scores rank first."""
@@ -154,6 +159,58 @@ class KeyphraseScorer:
             casing = max(term.tf_upper, term.tf_proper) / (1.0 + math.log(term.tf))
             position = math.log(math.log(3.0 + _median(list(term.sentences))))
             term.h = (position * relatedness) / (casing + (frequency / relatedness) + (spread / relatedness))
+
+
+def stopwords_of(language: str) -> frozenset[str]:
+    """yake's stop-word list for a language (its language-neutral list when it has none), as yake reads it."""
+    spec = importlib.util.find_spec("yake")  # finds the installed package without importing it
+    assert spec is not None and spec.submodule_search_locations, "the yake package (its stop-word lists) is missing"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "core" / "StopwordsList"
+    path = folder / f"stopwords_{language[:2].lower()}.txt"
+    if not path.exists():
+        path = folder / "stopwords_noLang.txt"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        text = path.read_text(encoding="ISO-8859-1")
+    return frozenset(text.lower().split("\n"))
+
+
+_PARAGRAPH_START = re.compile(r"^(\s*([A-Z]))")
+
+
+def pre_filter(text: str) -> str:
+    """yake's pre-filter: a line that starts with a capital begins a paragraph, others continue the previous one."""
+    parts = []
+    for line in text.split("\n"):
+        parts.append(("\n\n" if _PARAGRAPH_START.match(line) else " ") + line.replace("\t", " "))
+    return "".join(parts)
+
+
+def tokenize_sentences(text: str) -> list[list[str]]:
+    """Sentences (segtok's segmenter) of words (its web tokenizer, contractions split), as yake tokenises."""
+    return [
+        [w for w in split_contractions(web_tokenizer(sentence)) if w and not (w.startswith("'") and len(w) > 1)]
+        for sentence in split_multi(text)
+        if sentence.strip()
+    ]
+
+
+@lru_cache(maxsize=10_000)
+def get_tag(word: str, position: int, exclude: frozenset[str]) -> str:
+    """yake's word class: d(igits), u(nusual), a(cronym), n(ame: capitalised inside a sentence), p(lain)."""
+    if word.replace(",", "").isdigit() or word.replace(",", "").replace(".", "", 1).isdigit():
+        return "d"
+    digits = sum(ch.isdigit() for ch in word)
+    letters = sum(ch.isalpha() for ch in word)
+    excluded = sum(ch in exclude for ch in word)
+    if (digits and letters) or (not digits and not letters) or excluded > 1:
+        return "u"
+    if word.isupper():
+        return "a"
+    if len(word) > 1 and word[0].isupper() and position > 0 and sum(ch.isupper() for ch in word) == 1:
+        return "n"
+    return "p"
 
 
 def _count(candidates: dict[str, Candidate], key: str, surface: str, terms: tuple[Term, ...], plain: bool) -> None:

@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 import yake
+from yake.data import utils as yake_utils
 
-from services.enrich.keyphrases import DEDUP_LIMIT, KeyphraseScorer
+from services.enrich import keyphrases
+from services.enrich.keyphrases import DEDUP_LIMIT, EXCLUDE, KeyphraseScorer
 from services.enrich.keywords import CANDIDATES, KEYWORD_WORDS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -52,3 +54,17 @@ def test_other_languages_use_yakes_stop_words() -> None:
     text = "Die Bundesregierung hat am Montag neue Regeln für die Energiepreise beschlossen. Die Regeln gelten ab Mai."
     reference = yake.KeywordExtractor(lan="de", n=3, top=CANDIDATES, dedup_lim=DEDUP_LIMIT)
     assert KeyphraseScorer("de").top(text, CANDIDATES) == reference.extract_keywords(text)
+
+
+def test_the_tokens_tags_and_stop_words_are_yakes() -> None:
+    for text in [*news_texts(), "ACME CORP. SAID 2024 WAS 10,5 % BETTER.\nU.S. shares, e.g. ACME's, rose\t3.4 %!"]:
+        filtered = keyphrases.pre_filter(text)
+        assert filtered == yake_utils.pre_filter(text)
+        sentences = keyphrases.tokenize_sentences(filtered)
+        assert sentences == yake_utils.tokenize_sentences(filtered)
+        for sentence in sentences:
+            for position, word in enumerate(sentence):
+                assert keyphrases.get_tag(word, position, EXCLUDE) == yake_utils.get_tag(word, position, EXCLUDE)
+    for language in ("en", "de", "pt", "zh", "xx"):  # xx: no list of its own, the language-neutral one
+        assert keyphrases.stopwords_of(language) == yake.KeywordExtractor(lan=language).stopword_set
+

@@ -1,4 +1,10 @@
-"""Enrich speed and memory: articles/s on one core and peak RSS (`python -m tools.bench.enrich`)."""
+"""Enrich speed and memory: articles/s on one core and peak RSS (`python -m tools.bench.enrich`).
+
+`--service` measures a real `newsflow serve enrich` process instead, as deployed (HTTP side on): the corpus goes
+onto the cleaned stream of a bench-owned redis-server, and the report gives the process's peak RSS (the kernel's
+high-water mark) and the logic per article from the enriched events' trace stamps. `--corpus bench` is the corpus
+`make bench` pushes (its ingest and clean logic run here first), `--corpus categories` the one below.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +12,17 @@ import argparse
 import json
 import os
 import resource
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+
+import orjson
+import redis
 
 from services.enrich.enricher import Enricher
 from shared.events import CleanedArticle, CleanSection, IngestSection
@@ -53,6 +66,103 @@ def measure(enricher: Enricher, articles: Sequence[CleanedArticle], batch_size: 
     return len(articles) / (time.perf_counter() - wall), len(articles) / (time.process_time() - cpu)
 
 
+def bench_corpus(count: int) -> list[CleanedArticle]:
+    """`make bench`'s raw corpus (tools.bench.pipeline) through ingest's and clean's logic, as enrich receives it."""
+    from services.clean.article import clean_article
+    from services.ingest.validate import ingest_article, validate_raw_article
+    from tools.bench.pipeline import build_corpus
+
+    cleaned = []
+    for raw in build_corpus(count):
+        ingested = ingest_article(validate_raw_article(dict(raw)), origin="bench", received_at=datetime.now(UTC))
+        cleaned.append(
+            CleanedArticle(
+                id=ingested.id, ingest=ingested.ingest, trace=ingested.trace, clean=clean_article(ingested.ingest)
+            )
+        )
+    return cleaned
+
+
+def _high_water_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure_service(articles: Sequence[CleanedArticle], batch_size: int) -> dict[str, object]:
+    """Peak RSS and logic ms per article of `newsflow serve enrich` (HTTP on) enriching `articles`."""
+    from newsflow.localstack import free_port
+    from tools.bench.pipeline import private_redis
+
+    prefix = f"bench-enrich-{os.getpid()}"
+    with (
+        tempfile.TemporaryDirectory(prefix="newsflow-bench-enrich-") as workdir,
+        private_redis(Path(workdir) / "redis") as url,
+    ):
+        client = redis.Redis.from_url(url)
+        cleaned, enriched = f"{prefix}:cleaned", f"{prefix}:enriched"
+        env = {
+            **os.environ,
+            "NEWSFLOW_REDIS_URL": url,
+            "NEWSFLOW_KEY_PREFIX": prefix,
+            "NEWSFLOW_LOG_FORMAT": "json",
+            "NEWSFLOW_LOG_LEVEL": "WARNING",
+            "NEWSFLOW_HTTP_PORT": str(free_port()),
+            "NEWSFLOW_BATCH_SIZE": str(batch_size),
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "newsflow.cli", "serve", "enrich"],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while not any(g["name"] == b"enrich" for g in _groups(client, cleaned)):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("enrich did not start")
+                time.sleep(0.2)
+            started_mb = _high_water_mb(process.pid)
+            wall = time.perf_counter()
+            with client.pipeline(transaction=False) as pipe:
+                for article in articles:
+                    pipe.xadd(cleaned, {"data": orjson.dumps(article.model_dump(mode="json"))})
+                pipe.execute()
+            while client.xlen(enriched) + client.xlen(f"{prefix}:dlq") < len(articles):
+                if process.poll() is not None or time.monotonic() > deadline + 3600:
+                    raise RuntimeError("enrich stopped before the corpus was through")
+                time.sleep(0.05)
+            seconds = time.perf_counter() - wall
+            peak_mb = _high_water_mb(process.pid)
+            logic = [
+                stamp["duration_ms"]
+                for _, fields in client.xrange(enriched)
+                for stamp in orjson.loads(fields[b"data"])["trace"]
+                if stamp["stage"] == "enrich"
+            ]
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    return {
+        "articles": len(articles),
+        "enriched": len(logic),
+        "articles_per_s": round(len(articles) / seconds, 1),
+        "logic_ms_mean": round(statistics.fmean(logic), 1) if logic else None,
+        "logic_ms_p50": round(statistics.median(logic), 1) if logic else None,
+        "rss_mb_started": round(started_mb),
+        "peak_rss_mb": round(peak_mb),
+    }
+
+
+def _groups(client: redis.Redis, stream: str) -> list[dict[str, object]]:
+    try:
+        return list(client.xinfo_groups(stream))
+    except redis.ResponseError:
+        return []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Print a JSON line: articles/s, words per article, peak RSS in MB."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -60,16 +170,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--words", type=int, default=500)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
+    parser.add_argument("--corpus", choices=("categories", "bench"), default="categories")
+    parser.add_argument("--service", action="store_true", help="measure a `newsflow serve enrich` process")
     args = parser.parse_args(argv)
+    if args.corpus == "bench":
+        corpus = bench_corpus(args.articles)
+    else:
+        corpus = synthetic_articles(args.source, args.articles, args.words)
+    if args.service:
+        print(json.dumps({"corpus": args.corpus, **measure_service(corpus, args.batch_size)}))
+        return 0
     load_started = time.perf_counter()
     enricher = Enricher(Settings())
     load_s = time.perf_counter() - load_started
-    articles = synthetic_articles(args.source, args.articles, args.words)
+    articles = corpus
     measure(enricher, articles[:10], args.batch_size)  # warm-up: lazy language models, caches
     wall_rate, cpu_rate = measure(enricher, articles, args.batch_size)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     words = sum(len(a.clean.body.split()) for a in articles) / len(articles)
     report = {
+        "corpus": args.corpus,
         "articles_per_s": round(wall_rate, 1),
         "articles_per_cpu_s": round(cpu_rate, 1),
         "words_per_article": round(words),
