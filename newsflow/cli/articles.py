@@ -18,9 +18,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from newsflow.cli.errors import fail
 from shared.errors import ConfigurationError, TransientError
 from shared.events import CONTENT_TYPES, ArticleRecord
-from shared.settings import get_settings
+from shared.settings import get_settings, redact_url
 from shared.storage import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -30,12 +31,13 @@ from shared.storage import (
     open_storage,
 )
 from shared.storage.paging import Sort
+from shared.storage.sqlite import sqlite_path
 
 T = TypeVar("T")
 
 articles_app = typer.Typer(help="Query stored articles.", no_args_is_help=True)
 db_app = typer.Typer(help="Storage administration.", no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 StorageUrl = Annotated[
     str | None, typer.Option("--storage-url", help="default: NEWSFLOW_STORAGE_URL (sqlite:///data/newsflow.db)")
@@ -111,9 +113,22 @@ def build_filters(
     )
 
 
-def run_with_storage(storage_url: str | None, work: Callable[[Storage], Awaitable[T]]) -> T:
-    """Open storage (migrating it to the current schema), run `work`, close; outages exit with status 2."""
+def run_with_storage(
+    storage_url: str | None, work: Callable[[Storage], Awaitable[T]], *, create: bool = False
+) -> T:
+    """Open storage (migrating it to the current schema), run `work`, close; outages exit with status 2.
+
+    A SQLite file that is not there is refused (a mistyped path would otherwise read as an empty database) unless
+    `create`: the commands that write (`sources add`, `db migrate`) make it.
+    """
     url = storage_url or get_settings().storage_url
+    if not create and url.startswith("sqlite:"):
+        try:
+            path = sqlite_path(url)
+        except ValueError as error:
+            fail(str(error))
+        if not path.exists():
+            fail(f"no SQLite database at {path} (publish creates it when it starts; `newsflow db migrate` makes one)")
 
     async def main() -> T:
         storage = open_storage(url)
@@ -126,11 +141,9 @@ def run_with_storage(storage_url: str | None, work: Callable[[Storage], Awaitabl
     try:
         return asyncio.run(main())
     except (ValueError, ConfigurationError) as error:
-        err.print(f"[red]{escape(str(error))}")
-        raise typer.Exit(2) from error
+        fail(str(error))
     except TransientError as error:
-        err.print(f"[red]storage unavailable at {escape(url)}: {escape(str(error))}")
-        raise typer.Exit(2) from error
+        fail(f"storage unavailable at {redact_url(url)}: {error}")
 
 
 def _json_line(data: Any) -> str:
@@ -190,8 +203,7 @@ def show_command(
     """Show one stored record as it was published (--json: the fields of `articles export`)."""
     record = run_with_storage(storage_url, lambda storage: storage.get_article(article_id))
     if record is None:
-        err.print(f"[red]no article with id {escape(article_id)}")
-        raise typer.Exit(1)
+        fail(f"no article with id {article_id} (newsflow articles list shows the stored ones)")
     if as_json:
         typer.echo(orjson.dumps(record.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode())
         return
@@ -342,8 +354,7 @@ def migrate_command(storage_url: StorageUrl = None) -> None:
     try:
         applied, version = asyncio.run(main())
     except (ValueError, ConfigurationError, TransientError) as error:
-        err.print(f"[red]cannot migrate {escape(url)}: {escape(str(error))}")
-        raise typer.Exit(2) from error
+        fail(f"cannot migrate {redact_url(url)}: {error}")
     if applied:
         typer.echo(f"applied migration(s) {', '.join(map(str, applied))}; schema version {version}")
     else:

@@ -20,6 +20,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from newsflow.cli.errors import fail
 from newsflow.inputs import InputError, RawInput, expand_paths, read_inputs
 from newsflow.warc import CheckpointMismatch, WarcPush, default_checkpoint, is_warc, push_warc
 from shared.errors import ConfigurationError
@@ -28,7 +29,7 @@ from shared.settings import Settings, get_settings, redact_url
 from shared.streams import SERVICES, names, trim_acknowledged
 from shared.transport.producer import enqueue_raw
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 async def push_inputs(items: list[RawInput], redis_url: str, *, progress: Progress | None = None) -> int:
@@ -102,6 +103,13 @@ def _report_warc(path: Path, state: WarcPush, raw_stream: str, checkpoint: Path)
         err.print(f"[red]… and {state.problem_count - len(state.problems):,} more damaged record(s)")
 
 
+def require_paths(paths: list[str]) -> None:
+    """Every named file or directory exists (`-` is stdin); else one line and exit 2, before anything is read."""
+    for name in paths:
+        if name != "-" and not Path(name).exists():
+            fail(f"no such file or directory: {name}")
+
+
 def push(
     paths: Annotated[
         list[str], typer.Argument(help="files (.txt .html .json .jsonl .warc .warc.gz), directories, or - for stdin")
@@ -118,6 +126,9 @@ def push(
     """Queue raw articles on the raw stream; lists what could not be read (exit status 1 then)."""
     settings = get_settings()
     url = redis_url or settings.redis_url
+    if not url.startswith(("redis://", "rediss://", "unix://")):
+        raise typer.BadParameter(f"{redact_url(url)!r} is not a Redis URL (redis://, rediss:// or unix://)")
+    require_paths(paths)
     expanded = list(expand_paths(paths))
     warcs = [p for p in expanded if isinstance(p, Path) and is_warc(p) and p.is_file()]
     others = [p for p in expanded if not (isinstance(p, Path) and p in warcs)]
@@ -129,12 +140,12 @@ def push(
         try:
             state = asyncio.run(push_warc_file(path, settings, url, checkpoint=saved_at, resume=resume))
         except CheckpointMismatch as exc:
-            err.print(f"[red]{path}: {exc}")
-            raise typer.Exit(2) from exc
+            fail(f"{path}: {exc}")
         except OSError as exc:
-            err.print(f"[red]{path}: cannot push ({type(exc).__name__}: {exc}); Redis at {redact_url(url)}")
-            err.print(f"run the same command with --resume to go on from checkpoint {saved_at}")
-            raise typer.Exit(2) from exc
+            fail(
+                f"{path}: cannot push ({type(exc).__name__}: {exc}); Redis at {redact_url(url)}; run the same "
+                f"command with --resume to go on from checkpoint {saved_at}"
+            )
         if state.complete and state.started_offset >= state.size and state.records == state.records_before:
             err.print(f"{path}: already pushed to the end (checkpoint {saved_at}); nothing queued")
             continue
@@ -152,8 +163,7 @@ def push(
         try:
             queued = asyncio.run(push_inputs(items, url, progress=progress))
         except OSError as exc:
-            err.print(f"[red]cannot reach Redis at {redact_url(url)}: {exc}")
-            raise typer.Exit(2) from exc
+            fail(f"cannot reach Redis at {redact_url(url)}: {exc}")
     err.print(f"queued {queued} article(s) on {names().raw}")
     for error in errors:
         err.print(f"[red]could not read[/] {error.where}: {error.error}")
@@ -166,13 +176,14 @@ def process(
         list[str], typer.Argument(help="files (.txt .html .json .jsonl .warc .warc.gz), directories, or - for stdin")
     ],
     stages: Annotated[str, typer.Option(help="stop after this stage: clean | enrich")] = "enrich",
-    batch_size: Annotated[int, typer.Option(help="articles per NLP batch")] = 64,
+    batch_size: Annotated[int, typer.Option(min=1, help="articles per NLP batch")] = 64,
 ) -> None:
     """Run ingest -> clean -> enrich in this process (no Redis, no storage); one JSON record per line, in order."""
     from newsflow.process import Failure, LocalPipeline
 
     if stages not in ("clean", "enrich"):
         raise typer.BadParameter("--stages is clean or enrich")
+    require_paths(paths)
     pipeline = LocalPipeline(get_settings(), stop_after=stages)  # type: ignore[arg-type]
     out = sys.stdout.buffer
     failures = 0
@@ -225,8 +236,7 @@ def serve_api() -> None:
     settings = get_settings()
     port = http_port(settings, "api")
     if port is None:
-        err.print("[red]NEWSFLOW_HTTP_PORT=0 turns HTTP off, and the API is nothing but HTTP")
-        raise typer.Exit(2)
+        fail("NEWSFLOW_HTTP_PORT=0 turns HTTP off, and the API is nothing but HTTP")
     from services.api.main import app as api_app  # imported here: it reads settings and refuses bad ones
 
     config = server_config(
@@ -237,7 +247,7 @@ def serve_api() -> None:
 
 
 def up(
-    replicas: Annotated[int, typer.Option("--enrich-replicas", help="enrich processes to run")] = 1,
+    replicas: Annotated[int, typer.Option("--enrich-replicas", min=1, help="enrich processes to run")] = 1,
 ) -> None:
     """The local stack: a private Redis when none answers, then the five services; Ctrl-C stops everything."""
     from newsflow.localstack import run_local_stack

@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from newsflow.cli.articles import JsonFlag, StorageUrl, run_with_storage
+from newsflow.cli.errors import fail
 from services.fetch.addresses import AddressGuard
 from services.fetch.coordination import Coordination
 from services.fetch.urls import normalise_source_url
@@ -27,7 +28,7 @@ from shared.streams import names
 
 sources_app = typer.Typer(help="Feeds and news sitemaps the fetch stage polls.", no_args_is_help=True)
 out = Console() if sys.stdout.isatty() else Console(width=200)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _ago(text: str | None, now: datetime) -> str:
@@ -77,7 +78,7 @@ def add_command(
                   "NEWSFLOW_FETCH_ALLOW_PRIVATE=true", soft_wrap=True)
     every = interval or settings.fetch_poll_interval_s
     source = Source(id=source_id(normalised), url=normalised, name=name, interval_s=every, added_at=datetime.now(UTC))
-    stored, created = run_with_storage(storage_url, lambda storage: storage.add_source(source))
+    stored, created = run_with_storage(storage_url, lambda storage: storage.add_source(source), create=True)
     if created:
         err.print(f"added {stored.id} {stored.url} (polled every {stored.interval_s}s)")
     else:
@@ -136,8 +137,7 @@ def remove_command(
         raise typer.BadParameter(str(exc)) from exc
     removed = run_with_storage(storage_url, lambda storage: storage.remove_source(key))
     if removed is None:
-        err.print(f"[red]no source {escape(key)}: see newsflow sources list")
-        raise typer.Exit(1)
+        fail(f"no source {key} (newsflow sources list shows the registered ones)")
 
     async def forget(source: Source) -> None:
         settings = get_settings()

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -25,7 +26,7 @@ EXIT_UNREACHABLE = 2
 
 # Off a terminal (cron, CI logs) rich would wrap at 80 columns; the tables need more.
 out = Console() if sys.stdout.isatty() else Console(width=160)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 _age = format_age
@@ -113,9 +114,10 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh until Ctrl-C")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document (per refresh with --watch)")] = False,
     stuck_after: Annotated[
-        float, typer.Option("--stuck-after", help="a group is stuck when an entry is pending longer (seconds)")
+        float,
+        typer.Option("--stuck-after", min=0.001, help="a group is stuck when an entry is pending longer (seconds)"),
     ] = 300.0,
-    interval: Annotated[float, typer.Option(help="seconds between refreshes with --watch")] = 2.0,
+    interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes with --watch")] = 2.0,
 ) -> None:
     """Streams, groups, consumers, DLQ and throughput; exit 1 when a group is stuck, 2 when Redis is unreachable."""
     redis_url = get_settings().redis_url
@@ -124,7 +126,7 @@ def status(
         try:
             return asyncio.run(_snapshot(redis_url, stuck_after))
         except (RedisError, OSError) as exc:
-            err.print(f"[red]cannot read Redis at {redact_url(redis_url)}: {type(exc).__name__}: {exc}")
+            err.print(f"[red]cannot read Redis at {redact_url(redis_url)}: {type(exc).__name__}: {escape(str(exc))}")
             raise typer.Exit(EXIT_UNREACHABLE) from exc
 
     def emit_json(snapshot: PipelineStatus) -> None:

@@ -187,7 +187,7 @@ def test_a_failing_feed_is_recorded_on_its_source_and_in_status(
     removed = cli(fetch_env, "sources", "remove", site.url("/broken.xml"))
     assert removed.returncode == 0 and "removed" in removed.stderr
     assert site.url("/broken.xml") not in source_state(fetch_env)
-    assert cli(fetch_env, "sources", "remove", "nope").returncode == 1
+    assert cli(fetch_env, "sources", "remove", "nope").returncode == 2
 
 
 def test_two_replicas_fetch_each_url_once_and_take_turns_per_host(

@@ -19,10 +19,13 @@ def test_push_queues_what_it_can_read_and_lists_the_rest(cli_redis: redis.Redis,
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "story.txt").write_text("Some story text")
     (tmp_path / "in" / "batch.jsonl").write_text('{"id": "j1", "html": "<p>x</p>"}\n{oops\n')
-    result = CliRunner().invoke(app, ["push", str(tmp_path / "in"), str(tmp_path / "missing.txt")])
+    refused = CliRunner().invoke(app, ["push", str(tmp_path / "in"), str(tmp_path / "missing.txt")])
+    assert refused.exit_code == 2 and "no such file or directory" in refused.output and "missing.txt" in refused.output
+    assert cli_redis.xlen(names().raw) == 0  # a path that is not there: nothing is pushed
+    result = CliRunner().invoke(app, ["push", str(tmp_path / "in")])
     assert result.exit_code == 1
     assert "queued 2 article(s)" in result.output
-    assert "could not read" in result.output and "missing.txt" in result.output and "batch.jsonl:2" in result.output
+    assert "could not read" in result.output and "batch.jsonl:2" in result.output
     entries = cli_redis.xrange(names().raw)
     assert [orjson.loads(f[b"data"]).get("id") for _, f in entries] == ["j1", "story"]
     assert {f[b"origin"] for _, f in entries} == {b"cli"}

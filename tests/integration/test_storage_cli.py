@@ -100,7 +100,7 @@ def test_show_prints_the_record_and_fails_for_unknown_ids(storage_url: str) -> N
     assert ArticleRecord.model_validate(shown) == seed_record()
     assert SEED_TITLE in invoke("articles", "show", "seed-000", "--storage-url", storage_url)
     missing = runner.invoke(app, ["articles", "show", "nope", "--storage-url", storage_url])
-    assert missing.exit_code == 1
+    assert missing.exit_code == 2
     assert "no article with id nope" in missing.output
 
 
