@@ -5,7 +5,7 @@ Every job ends in exactly one outcome, written in the delivery policy's commit t
 - `deferred`: its host is busy (another request, or the politeness delay) — back in the delayed set until free;
 - `redirected`: it redirects to another host — the target goes back onto the discovered stream as a job of its
   own (same source, the listed URL kept as `requested_url`), fetched in that host's turn, under its robots.txt;
-- `retry`: a timeout, refused connection, 429 or 5xx — back in the delayed set after a growing wait;
+- `retry`: a timeout, refused connection, 429 or 5xx (or robots.txt's) — back in the delayed set after a growing wait;
 - `failed`: a 4xx, an oversized page, too many redirects, an address the guard refuses (`blocked_address`), or
   retries used up — counted on the source;
 - `skipped`: robots.txt disallows it, or it is not HTML — counted on the source.
@@ -27,7 +27,7 @@ from services.fetch.addresses import AddressGuard
 from services.fetch.client import Download, make_client
 from services.fetch.coordination import Coordination, iso
 from services.fetch.pages import decode_html, looks_like_html, media_type
-from services.fetch.polite import Busy, PoliteClient, Refused
+from services.fetch.polite import ROBOTS_RETRY_TTL_S, Busy, PoliteClient, Refused
 from services.fetch.urls import host_of, normalise_url
 from shared.errors import ConfigurationError, Rejected
 from shared.events import Event, FetchJob, RawArticle, Stamp
@@ -152,8 +152,16 @@ class PageFetcher:
             return self._outcome(job, "deferred", reason="host_busy",
                                  retry_at=now + timedelta(seconds=answer.wait_ms / 1000 + jitter))
         if isinstance(answer, Refused):
-            return self._outcome(job, "skipped", reason="robots_disallowed",
-                                 final_url=answer.url if answer.url != job.url else None)
+            hop = answer.url if answer.url != job.url else None
+            if answer.robots.rule == "disallow_all":
+                # robots.txt answered 5xx or not at all: nothing may be fetched from the site *for now* (RFC 9309).
+                # The page is tried again once that verdict has expired, not skipped for good.
+                if job.attempt < self.settings.fetch_retries:
+                    delay = max(retry_delay_s(self.settings, job.attempt), ROBOTS_RETRY_TTL_S * random.uniform(1, 1.1))
+                    return self._outcome(job, "retry", reason="robots_unavailable", final_url=hop,
+                                         retry_at=now + timedelta(seconds=delay))
+                return self._outcome(job, "failed", reason="robots_unavailable", final_url=hop)
+            return self._outcome(job, "skipped", reason="robots_disallowed", final_url=hop)
         if answer.redirect_to is not None:
             onward = job.model_copy(update={
                 "url": answer.redirect_to, "requested_url": job.requested_url or job.url,

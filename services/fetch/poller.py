@@ -208,6 +208,8 @@ class SourcePoller:
         if isinstance(answer, Busy):
             raise PollFailed(f"host busy for more than {3 * self.settings.fetch_timeout_s:g}s")
         if isinstance(answer, Refused):
+            if answer.robots.rule == "disallow_all":
+                raise PollFailed("robots_unavailable: the site's robots.txt answered 5xx or not at all")
             raise PollFailed("robots_disallowed: robots.txt does not let us read it")
         if answer.status == 304 and validators:
             return None

@@ -85,12 +85,17 @@ async def test_size_limits_redirect_limits_and_retry_after(
         await client.aclose()
 
 
-async def test_robots_unreachable_means_nothing_is_fetched(fetcher: PageFetcher, site: Site) -> None:
+async def test_robots_unreachable_means_nothing_is_fetched_for_now(fetcher: PageFetcher, site: Site) -> None:
     site.add("/robots.txt", "down", status=503, content_type="text/plain")
     site.add("/page.html", article_html("Page"))
     outcome = await one(fetcher, site, "/page.html")
-    assert outcome.outcome == "skipped" and outcome.reason == "robots_disallowed"
-    assert site.hits("/page.html") == []
+    # Not skipped for good: tried again once the "nothing allowed" verdict (cached 300 s) has expired.
+    assert outcome.outcome == "retry" and outcome.reason == "robots_unavailable"
+    assert outcome.retry_at is not None and (outcome.retry_at - datetime.now(UTC)).total_seconds() >= 299
+    await asyncio.sleep(0.3)
+    last = await one(fetcher, site, "/page.html", attempt=1)  # NEWSFLOW_FETCH_RETRIES=1: that was the last try
+    assert last.outcome == "failed" and last.reason == "robots_unavailable"
+    assert site.hits("/page.html") == [] and len(site.hits("/robots.txt")) == 1
 
 
 async def test_crawl_delay_keeps_the_host_closed(
