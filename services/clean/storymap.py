@@ -111,9 +111,9 @@ class LineMap:
         return shown
 
     def locate(self, line: str, share: float = _LOCATE_SHARE) -> list[HtmlElement]:
-        """The elements showing a text node that is most of `line` (several when the page repeats that text);
-        empty when the line cannot be placed. A `share` under a half finds the largest of several nodes, for lines
-        made of text and links."""
+        """The elements showing a text node that is most of `line` (several when the page repeats that text), else
+        the element around the nodes the line is pieced from; empty when the line cannot be placed. A `share` under
+        a half finds the largest of several nodes, for lines made of text and links."""
         wanted = " ".join(_BULLET.sub("", line).split())
         if wanted in self._exact:
             return self._elements(wanted)
@@ -126,7 +126,38 @@ class LineMap:
             for fragment in self._by_prefix.get(wanted[start : start + MIN_TEXT_NODE_CHARS], ()):
                 if len(fragment) >= shortest and wanted.startswith(fragment, start):
                     return self._elements(fragment)
-        return []
+        return self._pieced(wanted, shortest) if share >= _LOCATE_SHARE else []
+
+    def _pieced(self, wanted: str, shortest: float) -> list[HtmlElement]:
+        """The element around the text nodes a line is made of (text, links, bold words, lines broken by <br>), when
+        nodes the page shows only once cover enough of it; empty otherwise."""
+        owners: list[HtmlElement] = []
+        covered = 0
+        position = 0
+        for match in _BOUNDARY.finditer(wanted):
+            start = match.start()
+            if start < position:
+                continue
+            piece = ""
+            for fragment in self._by_prefix.get(wanted[start : start + MIN_TEXT_NODE_CHARS], ()):
+                if len(fragment) > len(piece) and wanted.startswith(fragment, start):
+                    piece = fragment
+            if not piece:
+                continue
+            position = start + len(piece)
+            shown = self._elements(piece)
+            # A piece the page repeats (a name, "Associated Press") could be any of its copies: it places nothing.
+            if len(shown) == 1:
+                owners.append(shown[0])
+                covered += len(piece)
+        if covered < shortest or not owners:
+            return []
+        common = [owners[0], *owners[0].iterancestors()]
+        for owner in owners[1:]:
+            around = {id(element) for element in (owner, *owner.iterancestors())}
+            while common and id(common[0]) not in around:
+                common.pop(0)
+        return common[:1]
 
 
 def _is_unseen(element: HtmlElement) -> bool:

@@ -153,6 +153,25 @@ def test_lines_are_located_through_inline_markup() -> None:
     assert line_map.locate("A line that is nowhere on the page at all") == []
 
 
+def test_a_line_pieced_from_several_nodes_is_located_at_the_element_around_them() -> None:
+    # Old layouts break one paragraph with <br> and bold words, so no single text node is most of the line.
+    tree = parse_html(
+        "<html><body><table><tr><td id='story'><b>Chelsea hoping to sign Anelka</b><br>Wednesday, January 09<br>"
+        "Chelsea are hoping to complete the signing<br>of the striker in time for the weekend<br>clash with "
+        "Tottenham, the club said.</td><td id='side'><p>Ferry news from the coast</p></td></tr></table>"
+        "<p>Associated Press</p><p>Associated Press</p></body></html>"
+    )
+    assert tree is not None
+    line_map = LineMap(walk_page(tree).texts)
+    [cell] = line_map.locate(
+        "Chelsea hoping to sign Anelka Wednesday, January 09 Chelsea are hoping to complete the signing of the "
+        "striker in time for the weekend clash with Tottenham, the club said."
+    )
+    assert cell.get("id") == "story"
+    # Text the page repeats places nothing: a line made of it is not located.
+    assert line_map.locate("Associated Press Associated Press and more words here") == []
+
+
 def edges(html: str, lines: list[str]) -> tuple[int, int]:
     """(leading, trailing) lines outside the story's container for `lines` as an extractor returned them."""
     tree = parse_html(html)
