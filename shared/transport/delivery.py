@@ -12,8 +12,11 @@ groups are created at `$`, there is no dead-letter queue). So every service hand
 - permanent failures (`Rejected`, a bug on this input) go to the DLQ with stage, reason, error, traceback and the
   original payload, and are acknowledged;
 - transient failures (Redis or storage down) are retried with backoff while the service runs; the entries stay
-  pending, and a claimer (XAUTOCLAIM) hands entries idle past `claim_idle_ms` (a dead consumer's) to a live one,
-  dead-lettering those delivered more than `max_deliveries` times.
+  pending, and a claimer (XPENDING + XCLAIM) hands entries idle past `claim_idle_ms` (a dead or cut-off
+  consumer's) to a live one, dead-lettering those delivered more than `max_deliveries` times;
+- while a batch is in hand its entries' idle time is reset every third of `claim_idle_ms` (XCLAIM JUSTID to the
+  holder itself, if still its own), so a slow batch on a live replica is never claimed from under it — only a
+  replica that stopped reaching Redis (dead, cut off, stalled) loses its entries.
 """
 
 from __future__ import annotations
@@ -125,6 +128,21 @@ for _, entry in ipairs(entries) do
 end
 if #held > 0 then redis.call('XACK', stream, group, unpack(held)) end
 return skipped
+"""
+
+# Renewal of the entries a batch holds: the ones still pending for this consumer get their idle time reset (XCLAIM
+# to itself with JUSTID: no delivery is counted); one taken by another consumer is left alone.
+# KEYS[1]: the input stream. ARGV: group, consumer, then the ids. Returns how many were renewed.
+RENEW_HELD = """
+local stream, group, consumer = KEYS[1], ARGV[1], ARGV[2]
+local claim = {'XCLAIM', stream, group, consumer, 0}
+for i = 3, #ARGV do
+  local row = redis.call('XPENDING', stream, group, ARGV[i], ARGV[i], 1)[1]
+  if row ~= nil and row[2] == consumer then claim[#claim + 1] = ARGV[i] end
+end
+if #claim == 5 then return 0 end
+claim[#claim + 1] = 'JUSTID'
+return #redis.call(unpack(claim))
 """
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -274,6 +292,7 @@ class Stage(Generic[In, Out]):
         self.write = write
         self._redis: Redis | None = None
         self._fenced_commit: AsyncScript | None = None
+        self._renew_held: AsyncScript | None = None
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -282,7 +301,7 @@ class Stage(Generic[In, Out]):
         """The client the policy writes through (connected in `lifespan`)."""
         if self._redis is None:
             self._redis = make_redis(self.settings)
-            self._fenced_commit = None
+            self._fenced_commit = self._renew_held = None
         return self._redis
 
     def subscription(self) -> StreamSub[Any]:
@@ -349,6 +368,30 @@ class Stage(Generic[In, Out]):
         """Decode, process, stamp, commit and acknowledge one batch (see the module docstring)."""
         if not entries:
             return
+        ids = [e.msg_id for e in entries if e.msg_id]
+        renewing = asyncio.create_task(self._renew_while_held(ids)) if ids else None
+        try:
+            await self._run(entries)
+        finally:
+            if renewing is not None:
+                renewing.cancel()
+                with suppress(asyncio.CancelledError):
+                    await renewing
+
+    async def _renew_while_held(self, ids: list[str]) -> None:
+        """Keep this batch's entries from looking idle to other replicas' claimers while this one works on them."""
+        interval_s = self.settings.claim_idle_ms / 3000
+        while True:
+            await asyncio.sleep(interval_s)
+            redis = self.redis
+            if self._renew_held is None:
+                self._renew_held = redis.register_script(RENEW_HELD)
+            try:
+                await self._renew_held(keys=[self.input_stream], args=[self.group, self.consumer, *ids])
+            except TRANSIENT_ERRORS as exc:  # cut off: the entries go idle, and another replica takes them
+                log.debug("entries.renew_failed", stage=self.name, error=f"{type(exc).__name__}: {exc}")
+
+    async def _run(self, entries: Sequence[StreamEntry]) -> None:
         started = _now()
         t0 = time.perf_counter()
         result: BatchResult[Out] = BatchResult()
@@ -744,6 +787,7 @@ def per_article(step: Callable[[In], Out]) -> Callable[[list[In]], Awaitable[lis
                     outcomes.append(step(item))
                 except Rejected as rej:
                     outcomes.append(rej)
+            await asyncio.sleep(0)  # the batch's renewal (and health checks) run between articles
         return outcomes
 
     return process

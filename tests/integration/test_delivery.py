@@ -288,3 +288,32 @@ async def test_a_commit_writes_the_entries_still_held_and_leaves_the_taken_ones(
     assert sorted(r["message_id"].decode() for r in pending) == sorted([ids[1], in_hand[-1].msg_id])
     assert {r["consumer"] for r in pending} == {b"b"}
     await a.redis.aclose()
+
+
+async def test_a_slow_batch_on_a_live_replica_is_not_claimed_from_under_it(redis: Redis, settings: Settings) -> None:
+    """The holder renews its entries while it works, so only a replica that stopped answering loses them."""
+    step = per_article(cleaned)
+
+    async def slow(items: list[IngestedArticle]) -> list[CleanedArticle | Rejected]:
+        await asyncio.sleep(1.0)  # five times the claim idle time
+        return await step(items)
+
+    a = Stage("clean", settings.model_copy(update={"consumer": "a"}), decode=decode_event(IngestedArticle),
+              process=slow)
+    b = make_stage(settings.model_copy(update={"consumer": "b"}))
+    await ensure_group(redis, a.input_stream, a.group)
+    for n in range(3):
+        await add(redis, a.input_stream, ingested(f"slow article {n}").to_json())
+    working = asyncio.create_task(a.run(await read_as(redis, a, "a")))
+    claimed = 0
+    while not working.done():
+        claimed += await b.claim_once()
+        await asyncio.sleep(0.05)
+    await working
+    assert claimed == 0
+    out = [CleanedArticle.model_validate_json(f[b"data"]) for _, f in await redis.xrange(a.output_stream)]
+    assert len(out) == 3 and {o.trace[-1].worker for o in out} == {"a"}
+    rows = await redis.xpending_range(a.input_stream, a.group, "-", "+", 10)
+    assert rows == []
+    for stage in (a, b):
+        await stage.redis.aclose()
