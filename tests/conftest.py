@@ -151,9 +151,14 @@ class ServiceProcess:
             self.command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
-        if not self._started.wait(timeout):
-            self.stop(kill=True)
-            raise AssertionError(f"{self.stage} did not start:\n" + "\n".join(self.lines[-40:]))
+        deadline = time.monotonic() + timeout
+        # Stop waiting as soon as the process exits: a service that crashed at start fails its test at once.
+        while not self._started.wait(0.2):
+            if self.process.poll() is not None:
+                time.sleep(0.2)  # the last lines of its output
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop(kill=True)
+                raise AssertionError(f"{self.stage} did not start:\n" + "\n".join(self.lines[-40:]))
         return self
 
     def _pump(self, process: subprocess.Popen[str]) -> None:

@@ -33,7 +33,8 @@ CREATED: Counter[str] = Counter()
 # The reaper: a watchdog in its own session (so Ctrl-C does not reach it) that reads what this process started, one
 # JSON line each. "done" means the session cleaned up itself; end-of-file without it means the test process died
 # (SIGKILL, OOM, a second Ctrl-C during teardown), and it stops those servers by PID — only a PID whose command line
-# still names the server's own address or data directory — then removes their directories.
+# still names the server's own address or data directory — then removes their directories, and deletes the
+# test's network namespaces (tests/netns.py) after killing what still runs inside them.
 REAPER = r"""
 import json, os, shutil, signal, sys, time
 entries = []
@@ -57,8 +58,18 @@ def ours(pid, match):
     except OSError:
         return False
 
+def in_netns(name):
+    # Every process in a test's own network namespace was started by that test.
+    import subprocess
+    done = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
+    return [int(pid) for pid in done.stdout.split()]
+
 signalled = []
 for entry in entries:
+    if entry.get("netns"):
+        for pid in in_netns(entry["netns"]):
+            os.kill(pid, signal.SIGKILL)
+        continue
     pid = pid_of(entry)
     if pid and ours(pid, entry["match"]):
         os.kill(pid, entry["signal"])
@@ -69,6 +80,13 @@ while any(ours(pid, match) for pid, match in signalled) and time.monotonic() < d
 for entry in entries:
     if entry.get("remove"):
         shutil.rmtree(entry["remove"], ignore_errors=True)
+for entry in entries:
+    if entry.get("netns"):
+        import subprocess
+        deadline = time.monotonic() + 10
+        while in_netns(entry["netns"]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        subprocess.run(["ip", "netns", "delete", entry["netns"]], capture_output=True)
 """
 
 
@@ -90,9 +108,13 @@ class Reaper:
         pidfile: Path | None = None,
         sig: int = signal.SIGKILL,
         remove: Path | None = None,
+        netns: str | None = None,
     ) -> None:
-        """Kill `pid` (or the PID in `pidfile`) with `sig` and remove `remove` should this process die first."""
-        entry: dict[str, Any] = {"match": match, "pid": pid, "signal": int(sig)}
+        """Kill `pid` (or the PID in `pidfile`) with `sig` and remove `remove` should this process die first.
+
+        `netns`: kill every process in that (test-created) network namespace, then delete it.
+        """
+        entry: dict[str, Any] = {"match": match, "pid": pid, "signal": int(sig), "netns": netns}
         entry.update({"pidfile": str(pidfile) if pidfile else None, "remove": str(remove) if remove else None})
         self._stdin.write(json.dumps(entry) + "\n")
         self._stdin.flush()
@@ -137,27 +159,50 @@ class RedisServer:
     """A test-owned redis-server on a free port, with AOF, that can be stopped and restarted on the same files."""
 
     def __init__(
-        self, workdir: Path, password: str | None = None, extra_args: Sequence[str] = (), *, durable: bool = True
+        self,
+        workdir: Path,
+        password: str | None = None,
+        extra_args: Sequence[str] = (),
+        *,
+        durable: bool = True,
+        netns: str | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.password = password
         self.extra_args = list(extra_args)
         self.durable = durable
+        # In a network namespace (tests/netns.py) it listens on `host` there, and on a Unix socket in `workdir`,
+        # which this process (outside the namespace) uses: `local_url`.
+        self.netns = netns
+        self.host = host
         self.binary = redis_server_binary()
         CREATED["redis-server"] += 1
-        self.url = f"redis://{f':{password}@' if password else ''}127.0.0.1:{self.port}/0"
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}{host}:{self.port}/0"
+        self.socket = workdir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def local_url(self) -> str:
+        """How this process reaches the server: `url`, or the Unix socket when it runs in a network namespace."""
+        if not self.netns:
+            return self.url
+        auth = f":{self.password}@" if self.password else ""
+        return f"unix://{auth}{self.socket}?db=0"
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
+                *(["ip", "netns", "exec", self.netns] if self.netns else []),
                 self.binary,
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                self.host,
+                *(["--unixsocket", str(self.socket), "--unixsocketperm", "700"] if self.netns else []),
                 "--dir",
                 str(self.workdir),
                 "--appendonly",
@@ -174,7 +219,7 @@ class RedisServer:
             # Its own session: Ctrl-C reaches pytest only, which then stops this server in order.
             start_new_session=True,
         )
-        reaper().watch(pid=self.process.pid, match=f"127.0.0.1:{self.port}")
+        reaper().watch(pid=self.process.pid, match=f"{self.host}:{self.port}")
         deadline = time.monotonic() + 10
         while not self._answers():
             if self.process.poll() is not None:
@@ -184,10 +229,10 @@ class RedisServer:
 
     def _answers(self) -> bool:
         """True once this very process answers (not another server that took the free port meanwhile)."""
-        if self.process is None or not redis_up(self.url):
+        if self.process is None or not redis_up(self.local_url):
             return False
         try:
-            info = redis.Redis.from_url(self.url, socket_timeout=2).info("server")
+            info = redis.Redis.from_url(self.local_url, socket_timeout=2).info("server")
         except redis.ResponseError:  # an ACL that allows the default user PING only: trust that ours still runs
             return self.process.poll() is None
         return info.get("process_id") == self.process.pid
@@ -224,7 +269,11 @@ class PostgresCluster:
     `start()` and `restart()` act on this cluster only, by its data directory and postmaster PID.
     """
 
-    def __init__(self, database: str = "test") -> None:
+    def __init__(
+        self, database: str = "test", *, netns: str | None = None, host: str = "127.0.0.1", allow: str | None = None
+    ) -> None:
+        """`netns`: run in that network namespace, listening on `host` there, trusting clients from the `allow`
+        network (CIDR); this process reaches it through its Unix socket (`local_url`)."""
         reason = postgres_binaries_missing()
         if reason:
             raise RuntimeError(reason)
@@ -235,7 +284,12 @@ class PostgresCluster:
         self.port = free_port()
         self.database = database
         self.user = "postgres"
-        self.url = f"postgresql://{self.user}@127.0.0.1:{self.port}/{database}"
+        self.netns = netns
+        self.host = host
+        self.allow = allow
+        self.url = f"postgresql://{self.user}@{host}:{self.port}/{database}"
+        socket_url = f"postgresql://{self.user}@/{database}?host={self.workdir}&port={self.port}"
+        self.local_url = socket_url if netns else self.url
         self._as_postgres = os.geteuid() == 0
         CREATED["PostgreSQL cluster"] += 1
         # SIGQUIT is PostgreSQL's immediate shutdown; the postmaster's command line names this data directory.
@@ -249,10 +303,13 @@ class PostgresCluster:
         if self._as_postgres:
             # `runuser` keeps our environment out; the cluster's files belong to postgres.
             args = ["runuser", "-u", "postgres", "--", *args]
+        if self.netns:
+            args = ["ip", "netns", "exec", self.netns, *args]
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, start_new_session=own_session)
         if check and done.returncode != 0:
             output = (done.stderr or done.stdout).strip()[-1500:]
-            raise RuntimeError(f"{Path(args[4 if self._as_postgres else 0]).name} failed ({done.returncode}): {output}")
+            command = args[(4 if self.netns else 0) + (4 if self._as_postgres else 0)]
+            raise RuntimeError(f"{Path(command).name} failed ({done.returncode}): {output}")
         return done
 
     def init(self) -> PostgresCluster:
@@ -264,12 +321,15 @@ class PostgresCluster:
         self._run(
             [initdb, "-D", str(self.datadir), "-U", self.user, "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]
         )
+        if self.allow:
+            with (self.datadir / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.allow} trust\n")
         return self
 
     def start(self, timeout: float = 60) -> None:
         pg_ctl = postgres_binary("pg_ctl")
         assert pg_ctl is not None
-        options = f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.workdir} -c fsync=off"
+        options = f"-p {self.port} -c listen_addresses={self.host} -k {self.workdir} -c fsync=off"
         wait = ["-w", "-t", str(int(timeout))]
         # The postmaster in a session of its own: Ctrl-C reaches pytest only, which then stops the cluster in order.
         start = [pg_ctl, "-D", str(self.datadir), "-l", str(self.logfile), "-o", options, *wait, "start"]
@@ -279,7 +339,8 @@ class PostgresCluster:
     def _ensure_database(self) -> None:
         import psycopg
 
-        with psycopg.connect(f"postgresql://{self.user}@127.0.0.1:{self.port}/postgres", autocommit=True) as admin:
+        where = f"@/postgres?host={self.workdir}&port={self.port}" if self.netns else f"@127.0.0.1:{self.port}/postgres"
+        with psycopg.connect(f"postgresql://{self.user}{where}", autocommit=True) as admin:
             if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone() is None:
                 admin.execute(f'CREATE DATABASE "{self.database}"')
 
