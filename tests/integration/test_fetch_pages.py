@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 import redis.asyncio as aioredis
 
+from services.fetch.client import Download
 from services.fetch.downloads import FetchOutcome, PageFetcher
+from services.fetch.polite import Refused
 from shared.errors import ConfigurationError
 from shared.events import FetchJob
 from shared.settings import Settings
@@ -139,3 +141,25 @@ async def test_a_batch_sends_one_request_per_host_and_queues_the_rest_behind_it(
 def test_a_timeout_longer_than_the_claim_idle_time_is_refused(redis_url: str, key_prefix: str) -> None:
     with pytest.raises(ConfigurationError, match="FETCH_TIMEOUT_S"):
         PageFetcher(settings_for(redis_url, key_prefix, fetch_timeout_s=40, claim_idle_ms=30_000))
+
+
+async def test_a_feed_redirected_to_another_host_is_read_in_that_hosts_turn(
+    fetcher: PageFetcher, site: Site, other_site: Site, redis_url: str, key_prefix: str
+) -> None:
+    other_site.add("/robots.txt", "User-agent: *\nDisallow: /closed/\n", content_type="text/plain")
+    other_site.add("/feed.xml", "<rss version='2.0'><channel><title>t</title></channel></rss>",
+                   content_type="application/rss+xml")
+    site.add("/feed.xml", redirect_to=other_site.url("/feed.xml"))
+    site.add("/closed.xml", redirect_to=other_site.url("/closed/feed.xml"))
+    answer = await fetcher.client.get(site.url("/feed.xml"), max_bytes=100_000, budget_s=5)
+    assert isinstance(answer, Download) and answer.ok and answer.redirects == 1
+    assert answer.url == site.url("/feed.xml") and answer.final_url == other_site.url("/feed.xml")
+    assert [r.path for r in other_site.requests] == ["/robots.txt", "/feed.xml"]  # its robots.txt first
+    client = aioredis.Redis.from_url(redis_url)
+    try:  # the hop was made under 127.0.0.2's own lease, which now holds it for the politeness delay
+        assert await client.pttl(f"{key_prefix}:fetch:host:127.0.0.2:{other_site.port}") > 0
+    finally:
+        await client.aclose()
+    refused = await fetcher.client.get(site.url("/closed.xml"), max_bytes=100_000, budget_s=5)
+    assert isinstance(refused, Refused) and refused.url == other_site.url("/closed/feed.xml")
+    assert other_site.hits("/closed/feed.xml") == []
