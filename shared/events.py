@@ -40,6 +40,11 @@ class RawArticle(Event):
     source: str | None = Field(default=None, max_length=500)
     published_at: str | None = Field(default=None, max_length=100)
     fetched_at: datetime | None = Field(default=None, description="when the page was downloaded (a crawl's time)")
+    updated_at: datetime | None = Field(
+        default=None,
+        description="when this version was last changed at its source; of two revisions of one article the one with "
+        "the later updated_at (else the later receipt) is kept",
+    )
     metadata: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -92,6 +97,7 @@ class IngestSection(Event):
     source: str | None = None
     published_at: str | None = None
     fetched_at: datetime | None = None
+    updated_at: datetime | None = Field(default=None, description="the producer's own version time, if it gave one")
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -195,6 +201,15 @@ class EnrichedArticle(CleanedArticle):
     enrich: EnrichSection
 
 
+class SkippedRevision(Event):
+    """A revision of a stored article that arrived after a newer one and was not stored (newest revision wins)."""
+
+    received_at: datetime
+    updated_at: datetime | None = None
+    content_hash: str
+    skipped_at: datetime
+
+
 class ArticleRecord(Event):
     """The stored / printed record (DESIGN.md field names)."""
 
@@ -230,6 +245,14 @@ class ArticleRecord(Event):
     content_type: ContentType = "article"
     # When the page was downloaded (a WARC record's date, the fetch stage's download), if known.
     fetched_at: datetime | None = None
+    # The producer's own version time (raw `updated_at`); with `received_at`, what decides which revision is newest.
+    updated_at: datetime | None = None
+    # step -> why it was skipped or cut short (enrich's steps; storage's `search_index` for a very long body).
+    skipped: dict[str, str] = Field(default_factory=dict)
+    # What storage removed before writing, by kind and count (`nul_characters`).
+    dropped: dict[str, int] = Field(default_factory=dict)
+    # Older revisions that arrived after this one, the latest last (storage keeps the last few).
+    skipped_revisions: list[SkippedRevision] = Field(default_factory=list)
 
     @classmethod
     def from_article(cls, article: CleanedArticle) -> ArticleRecord:
@@ -266,6 +289,8 @@ class ArticleRecord(Event):
             trace=article.trace,
             content_type=clean.content_type,
             fetched_at=ingest.fetched_at,
+            updated_at=ingest.updated_at,
+            skipped=dict(enrich.skipped) if enrich else {},
         )
 
 

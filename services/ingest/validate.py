@@ -137,6 +137,7 @@ def ingest_article(raw: RawArticle, *, origin: str, received_at: datetime) -> In
             source=raw.source,
             published_at=raw.published_at,
             fetched_at=raw.fetched_at,
+            updated_at=raw.updated_at,
             metadata=raw.metadata,
         ),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
+import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from shared.events import ArticleRecord
+from shared.errors import Rejected
+from shared.events import ArticleRecord, SkippedRevision
 from shared.storage.paging import Sort
 from shared.storage.sources import Source
 
@@ -20,9 +23,18 @@ from shared.storage.sources import Source
 HIGHLIGHT_START = "«"
 HIGHLIGHT_END = "»"
 
-# Fields that differ between two pushes of the same article without the article changing:
-# the receipt and download times and the lineage stamps are per-run facts, not content.
-_VOLATILE_FIELDS = frozenset({"trace", "received_at", "fetched_at"})
+# Fields that differ between two pushes of the same article without the article changing: the receipt, download
+# and version times and the lineage stamps are per-run facts, and storage's own notes (what it cut, what it skipped,
+# which late revisions it refused) describe the storing, not the content.
+_VOLATILE_FIELDS = frozenset(
+    {"trace", "received_at", "fetched_at", "updated_at", "skipped", "dropped", "skipped_revisions"}
+)
+# What no database column may hold: NUL (PostgreSQL text and jsonb refuse it; SQLite's C strings end at it) and
+# unpaired UTF-16 surrogates (not encodable as UTF-8 at all).
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_UNSTORABLE_KINDS = {"\x00": "nul_characters"}
+# A stored record remembers this many of the late revisions it refused, the latest last.
+MAX_SKIPPED_REVISIONS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +45,8 @@ class UpsertResult:
     revision: int
     changed: bool
     stored_at: datetime
+    # True when this record was an older revision than the one stored (or another in its batch): not written.
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +204,7 @@ class Facets:
 class RecordRows:
     """One record split into the rows of every table it lives in."""
 
+    source: ArticleRecord
     article: dict[str, Any]
     entities: list[tuple[str, str, int]] = field(default_factory=list)  # name, label, mention count
     mentions: list[tuple[str, str, int, str, int, int, str]] = field(default_factory=list)
@@ -232,8 +247,77 @@ def content_fingerprint(record: ArticleRecord) -> str:
     return hashlib.sha256(orjson.dumps(content, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def revision_time(record: ArticleRecord) -> datetime:
+    """When this revision was made: the producer's `updated_at` when it gave one, else its receipt time."""
+    return to_utc(record.updated_at or record.received_at)
+
+
+def skipped_revision(record: ArticleRecord, now: datetime) -> SkippedRevision:
+    """The note a stored record keeps of an older revision that came too late."""
+    return SkippedRevision(
+        received_at=record.received_at, updated_at=record.updated_at, content_hash=record.content_hash, skipped_at=now
+    )
+
+
+def with_skipped_revisions(record_json: str | bytes, late: Sequence[SkippedRevision]) -> str:
+    """A stored record's JSON with `late` appended to its skipped revisions (the last MAX_SKIPPED_REVISIONS kept)."""
+    data = orjson.loads(record_json)
+    notes = [*data.get("skipped_revisions", []), *(revision.model_dump(mode="json") for revision in late)]
+    data["skipped_revisions"] = notes[-MAX_SKIPPED_REVISIONS:]
+    return orjson.dumps(data).decode()
+
+
+def storable(record: ArticleRecord) -> ArticleRecord:
+    """`record` without the characters no database can hold (NUL, unpaired surrogates), counted in `dropped`.
+
+    Entity mention offsets are moved with the text, so they still index the same words of the title and body.
+    The check is one scan of the record's JSON (NUL is written as \\u0000); only a record that has them is rebuilt.
+    """
+    try:
+        if b"\\u0000" not in record.__pydantic_serializer__.to_json(record):
+            return record
+    except ValueError:  # an unpaired surrogate cannot even be serialised
+        pass
+    data = record.model_dump()
+    counts: dict[str, int] = {}
+    removed = {name: [m.start() for m in _UNSTORABLE.finditer(data[name])] for name in ("title", "body")}
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, str):
+            if not _UNSTORABLE.search(value):
+                return value
+            for match in _UNSTORABLE.finditer(value):
+                kind = _UNSTORABLE_KINDS.get(match.group(), "unpaired_surrogates")
+                counts[kind] = counts.get(kind, 0) + 1
+            return _UNSTORABLE.sub("", value)
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        if isinstance(value, dict):
+            return {clean(key): clean(item) for key, item in value.items()}
+        return value
+
+    data = {key: clean(value) for key, value in data.items()}
+    for entity in data["entities"]:
+        for mention in entity["mentions"]:
+            gone = removed.get(mention["field"], [])
+            mention["start"] -= bisect.bisect_left(gone, mention["start"])
+            mention["end"] -= bisect.bisect_left(gone, mention["end"])
+    dropped = dict(record.dropped)
+    for kind, count in counts.items():
+        dropped[kind] = dropped.get(kind, 0) + count
+    data["dropped"] = dropped
+    return ArticleRecord.model_validate(data)
+
+
 def record_rows(record: ArticleRecord) -> RecordRows:
-    """Split a record into article columns and child rows (entities, places, keywords, ...)."""
+    """Split a record into article columns and child rows; Rejected for a record no backend could store."""
+    try:
+        return _record_rows(record)
+    except (TypeError, ValueError) as exc:  # e.g. an integer past 64 bits: not even JSON can carry it
+        raise Rejected("storage_rejected", f"cannot be stored: {type(exc).__name__}: {exc}") from exc
+
+
+def _record_rows(record: ArticleRecord) -> RecordRows:
     article = {
         "id": record.id,
         "external_id": record.external_id,
@@ -256,11 +340,12 @@ def record_rows(record: ArticleRecord) -> RecordRows:
         "duplicate_of": record.duplicate_of,
         "content_hash": record.content_hash,
         "received_at": to_utc(record.received_at),
+        "revision_at": revision_time(record),
         "fingerprint": content_fingerprint(record),
         "record": record.model_dump_json(),
         "content_type": record.content_type,
     }
-    rows = RecordRows(article=article)
+    rows = RecordRows(source=record, article=article)
     seen_entities: set[tuple[str, str]] = set()
     for entity in record.entities:
         key = (entity.name, entity.label)
@@ -297,10 +382,23 @@ def record_rows(record: ArticleRecord) -> RecordRows:
     return rows
 
 
-def dedupe_last_wins(records: Sequence[ArticleRecord]) -> list[ArticleRecord]:
-    """One record per id (the last one), ordered by id so concurrent writers lock rows in the same order."""
-    latest = {record.id: record for record in records}
-    return [latest[article_id] for article_id in sorted(latest)]
+def dedupe_newest(records: Sequence[ArticleRecord]) -> tuple[list[ArticleRecord], list[ArticleRecord]]:
+    """(one record per id: its newest revision, the later one of a tie; the older revisions it beat).
+
+    The first list is ordered by id, so concurrent writers lock rows in the same order.
+    """
+    newest: dict[str, ArticleRecord] = {}
+    older: list[ArticleRecord] = []
+    for record in records:
+        current = newest.get(record.id)
+        if current is None:
+            newest[record.id] = record
+        elif revision_time(record) >= revision_time(current):
+            newest[record.id] = record
+            older.append(current)
+        else:
+            older.append(record)
+    return [newest[article_id] for article_id in sorted(newest)], older
 
 
 class Storage(ABC):
@@ -359,6 +457,10 @@ class Storage(ABC):
     @abstractmethod
     def iter_export(self, filters: ArticleFilters | None = None) -> AsyncIterator[ArticleRecord]:
         """Stream matching records in storage order without holding them all in memory."""
+
+    @abstractmethod
+    async def check(self) -> None:
+        """Raise TransientError unless the database is there and answers (SQLite: still the file at its path)."""
 
     @abstractmethod
     async def close(self) -> None:

@@ -217,6 +217,16 @@ _V6_POSTGRES = (
     "CREATE INDEX articles_sample_bucket ON articles ((mod(seq, 64)))",
 )
 
+# v7: newest revision wins — the time a revision was made (the producer's updated_at, else its receipt; rows stored
+# before it count from received_at, read as coalesce(revision_at, received_at), so no row is rewritten). PostgreSQL:
+# the search vector is written by the upsert instead of generated, so a very long body is indexed on its first part
+# (a tsvector holds at most 1 MB); DROP EXPRESSION keeps every stored vector and its index, without a rewrite.
+_V7_SQLITE = ("ALTER TABLE articles ADD COLUMN revision_at TEXT",)
+_V7_POSTGRES = (
+    "ALTER TABLE articles ADD COLUMN revision_at TIMESTAMPTZ",
+    "ALTER TABLE articles ALTER COLUMN search_vector DROP EXPRESSION",
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "articles, entities, mentions, places, countries, keywords, near-duplicates, full-text",
               _SQLITE_V1, _POSTGRES_V1),
@@ -226,6 +236,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "sources (feeds and sitemaps the fetch stage polls)",
               (_V5_SOURCES.format(**_SQLITE_TYPES),), (_V5_SOURCES.format(**_POSTGRES_TYPES),)),
     Migration(6, "sort-key indexes for the read API's pages", _V6_SQLITE, _V6_POSTGRES),
+    Migration(7, "revision time (newest revision wins); PostgreSQL: search vector written by the upsert",
+              _V7_SQLITE, _V7_POSTGRES),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -13,8 +13,8 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg_pool import AsyncConnectionPool
 
-from shared.errors import ConfigurationError, TransientError
-from shared.events import ArticleRecord
+from shared.errors import ConfigurationError, Rejected, TransientError
+from shared.events import ArticleRecord, SkippedRevision
 from shared.storage.base import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -26,8 +26,11 @@ from shared.storage.base import (
     SearchHit,
     Storage,
     UpsertResult,
-    dedupe_last_wins,
+    dedupe_newest,
     record_rows,
+    skipped_revision,
+    storable,
+    with_skipped_revisions,
 )
 from shared.storage.migrations import pending
 from shared.storage.paging import Cursor, Sort, Tiers, project, query_fingerprint
@@ -59,21 +62,67 @@ _ARTICLE_FIELDS = (
     "id", "external_id", "url", "origin", "title", "body", "authors", "source_domain", "source_name",
     "published_at", "language", "word_count", "reading_time_s", "summary", "sentiment", "sentiment_label",
     "category", "category_score", "duplicate_of", "content_hash", "received_at", "fingerprint", "record",
-    "content_type",
+    "content_type", "revision_at",
 )
 _JSON_FIELDS = frozenset({"authors", "record"})
-# The WHERE makes an identical re-push a no-op even when it raced past the fingerprint pre-check;
-# ON CONFLICT ... DO UPDATE locks the row either way, so racing writers queue instead of duplicating.
+# A tsvector holds at most 1 MB. Measured (pg_column_size of to_tsvector('english', ...)): 1.8 bytes per character
+# of distinct English-like words, up to 4.7 for CJK written in short spaced groups; so the body is indexed on its
+# first 150,000 characters (~25,000 words, several times the longest news story) and stored whole.
+SEARCH_BODY_CHARS = 150_000
+_SEARCH_VECTOR = (
+    "setweight(to_tsvector('english'::regconfig, coalesce(%(title)s, '')), 'A') || "
+    f"setweight(to_tsvector('english'::regconfig, left(coalesce(%(body)s, ''), {SEARCH_BODY_CHARS})), 'B')"
+)
+# The WHERE makes an identical re-push a no-op even when it raced past the fingerprint pre-check, and keeps a newer
+# revision a racing writer stored meanwhile; ON CONFLICT ... DO UPDATE locks the row either way, so racing writers
+# queue instead of duplicating. Named parameters: psycopg sends each once, though title and body appear twice.
 _UPSERT_ARTICLE = (
-    f"INSERT INTO articles ({', '.join(_ARTICLE_FIELDS)}, revision, created_at, updated_at) "
+    f"INSERT INTO articles ({', '.join(_ARTICLE_FIELDS)}, search_vector, revision, created_at, updated_at) "
     # JSON columns arrive as text already serialised by pydantic/orjson and are cast on the server.
-    f"VALUES ({', '.join('%s::jsonb' if name in _JSON_FIELDS else '%s' for name in _ARTICLE_FIELDS)}, 1, %s, %s) "
+    "VALUES ("
+    + ", ".join(f"%({name})s::jsonb" if name in _JSON_FIELDS else f"%({name})s" for name in _ARTICLE_FIELDS)
+    + f", {_SEARCH_VECTOR}, 1, %(now)s, %(now)s) "
     "ON CONFLICT (id) DO UPDATE SET "
-    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _ARTICLE_FIELDS if name != "id")
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in (*_ARTICLE_FIELDS, "search_vector") if name != "id")
     + ", revision = articles.revision + 1, updated_at = EXCLUDED.updated_at "
     "WHERE articles.fingerprint <> EXCLUDED.fingerprint "
+    "AND coalesce(articles.revision_at, articles.received_at) <= EXCLUDED.revision_at "
     "RETURNING revision, updated_at, (xmax = 0) AS inserted"
 )
+# SQLSTATE classes: the server or the connection is in trouble (retry later) — connection exceptions, transaction
+# rollbacks (serialisation, deadlock), insufficient resources (disk full, out of memory, too many connections),
+# operator intervention (shutdown, restart, statement cancelled), system errors; lock timeouts and a read-only
+# server (a standby not promoted yet).
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+_TRANSIENT_STATES = frozenset({"55P03", "55006", "25006"})
+# ... or the values are what the server refuses: data exceptions (NUL, encoding, out of range, too long),
+# integrity constraints, program limits (tsvector over 1 MB, an index row over the btree maximum).
+_REJECTING_CLASSES = ("22", "23", "54")
+
+
+def classified(error: Exception) -> Exception:
+    """What a psycopg error means for the article: TransientError (retry), Rejected (this article), or itself."""
+    state = getattr(error, "sqlstate", None)
+    if state is None:
+        if isinstance(error, (psycopg.DataError, UnicodeEncodeError)):  # refused client-side (a NUL byte)
+            return Rejected("storage_rejected", f"PostgreSQL client refused it: {_first_lines(error)}")
+        if isinstance(error, (psycopg.OperationalError, psycopg.InterfaceError)):
+            return TransientError(f"postgresql unavailable: {error}")
+        return error
+    if state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES:
+        return TransientError(f"postgresql unavailable ({state}): {error}")
+    if state.startswith(_REJECTING_CLASSES):
+        name = type(error).__name__
+        return Rejected("storage_rejected", f"PostgreSQL refused it ({state} {name}): {_first_lines(error)}")
+    return error
+
+
+def _first_lines(error: BaseException, limit: int = 600) -> str:
+    """The server's message and detail, without the statement context it quotes."""
+    lines = [line for line in str(error).splitlines() if line.strip() and not line.startswith(("CONTEXT", "LINE "))]
+    return " ".join(lines)[:limit]
+
+
 # Articles without a publication date sort below every dated one (NULLS LAST when newest first).
 _NO_DATE = "'0001-01-01 00:00:00+00'::timestamptz"
 _HEADLINE_OPTIONS = (
@@ -117,6 +166,15 @@ class PostgresStorage(Storage):
             return self._pool
         async with self._pool_lock:
             if self._pool is None:
+                try:
+                    # One plain connection first: the pool would keep retrying a refused connection for its whole
+                    # timeout, and a service waiting for its database logs one line per attempt, not one per 10 s.
+                    probe = await psycopg.AsyncConnection.connect(
+                        self.url, connect_timeout=max(1, int(self.connect_timeout_s)), autocommit=True
+                    )
+                except (psycopg.OperationalError, psycopg.InterfaceError) as error:
+                    raise TransientError(f"postgresql unavailable: {_first_lines(error)}") from error
+                await probe.close()
                 pool = AsyncConnectionPool(
                     self.url,
                     min_size=POOL_MIN_SIZE,
@@ -150,9 +208,20 @@ class PostgresStorage(Storage):
                 if attempt == _CONFLICT_RETRIES - 1:
                     raise TransientError(f"postgresql write conflict: {error}") from error
                 await asyncio.sleep(random.uniform(0.01, 0.05) * (attempt + 1))
-            except (psycopg.OperationalError, psycopg.InterfaceError) as error:
-                raise TransientError(f"postgresql unavailable: {error}") from error
+            except (psycopg.Error, UnicodeEncodeError) as error:
+                meaning = classified(error)
+                if meaning is error:
+                    raise
+                raise meaning from error
         raise AssertionError("unreachable")
+
+    async def check(self) -> None:
+        """TransientError unless the server answers a query."""
+
+        async def ping(connection: psycopg.AsyncConnection[Any]) -> None:
+            await connection.execute(b"SELECT 1")
+
+        await self._run(ping)
 
     # -- schema -------------------------------------------------------------------------------------
 
@@ -201,14 +270,20 @@ class PostgresStorage(Storage):
         """Insert new ids, update changed ones (revision + 1), leave identical ones untouched."""
         if not records:
             return []
-        rows = [record_rows(record) for record in dedupe_last_wins(records)]
+        storing = [_search_cut_noted(storable(record)) for record in records]
+        batch, older = dedupe_newest(storing)
+        rows = [record_rows(record) for record in batch]
 
         async def write(connection: psycopg.AsyncConnection[Any]) -> dict[str, UpsertResult]:
             async with connection.transaction():
-                return await _upsert(connection, rows)
+                return await _upsert(connection, rows, older)
 
         results = await self._run(write)
-        return [results[record.id] for record in records]
+        beaten = {id(record) for record in older}
+        return [
+            replace(results[record.id], changed=False, stale=True) if id(record) in beaten else results[record.id]
+            for record in storing
+        ]
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -442,43 +517,66 @@ class PostgresStorage(Storage):
             self._pool = None
 
 
-async def _upsert(connection: psycopg.AsyncConnection[Any], rows: list[RecordRows]) -> dict[str, UpsertResult]:
-    """The body of the upsert transaction; `rows` are sorted by id so writers lock in one order."""
+def _search_cut_noted(record: ArticleRecord) -> ArticleRecord:
+    """Say in the record that only the first part of a very long body is in the search index."""
+    if len(record.body) <= SEARCH_BODY_CHARS:
+        return record
+    note = (f"the body is searchable on its first {SEARCH_BODY_CHARS:,} of {len(record.body):,} characters "
+            "(a PostgreSQL tsvector holds at most 1 MB); it is stored whole")
+    return record.model_copy(update={"skipped": {**record.skipped, "search_index": note}})
+
+
+async def _upsert(
+    connection: psycopg.AsyncConnection[Any], rows: list[RecordRows], older: list[ArticleRecord]
+) -> dict[str, UpsertResult]:
+    """The body of the upsert transaction; `rows` are sorted by id so writers lock in one order. Newest wins."""
     now = datetime.now(UTC)
     ids = [row.article["id"] for row in rows]
     cursor = await connection.execute(
-        "SELECT id, fingerprint, revision, updated_at FROM articles WHERE id = ANY(%s)", (ids,)
+        "SELECT id, fingerprint, revision, updated_at, coalesce(revision_at, received_at) FROM articles "
+        "WHERE id = ANY(%s)",
+        (ids,),
     )
-    existing = {row[0]: (row[1], row[2], row[3]) for row in await cursor.fetchall()}
+    existing = {row[0]: (row[1], row[2], row[3], row[4]) for row in await cursor.fetchall()}
 
     results: dict[str, UpsertResult] = {}
+    late: dict[str, list[SkippedRevision]] = {}
+    for record in older:
+        late.setdefault(record.id, []).append(skipped_revision(record, now))
     to_write = []
     for row in rows:
         article_id = row.article["id"]
         previous = existing.get(article_id)
         if previous is not None and previous[0] == row.article["fingerprint"]:
+            if row.article["revision_at"] > previous[3]:  # the same content again, later: the newest revision now
+                await connection.execute(
+                    "UPDATE articles SET revision_at = %s WHERE id = %s", (row.article["revision_at"], article_id)
+                )
             results[article_id] = UpsertResult(article_id, previous[1], False, previous[2])
+        elif previous is not None and row.article["revision_at"] < previous[3]:
+            late.setdefault(article_id, []).append(skipped_revision(row.source, now))
+            results[article_id] = UpsertResult(article_id, previous[1], False, previous[2], stale=True)
         else:
             to_write.append(row)
-    if not to_write:
-        return results
 
     # Entities before articles, both in sorted order: racing transactions take locks in the same sequence.
-    entity_ids = await _entity_ids(connection, to_write)
+    entity_ids = await _entity_ids(connection, to_write) if to_write else {}
     written: list[RecordRows] = []
     for row in to_write:
         article = row.article
-        values = [article[name] for name in _ARTICLE_FIELDS]
-        cursor = await connection.execute(_UPSERT_ARTICLE, [*values, now, now])
+        cursor = await connection.execute(_UPSERT_ARTICLE, {**article, "now": now})
         returned = await cursor.fetchone()
         article_id = article["id"]
-        if returned is None:  # a racing writer stored this exact content first
+        if returned is None:  # a racing writer stored this exact content, or a newer revision, first
             cursor = await connection.execute(
-                "SELECT revision, updated_at FROM articles WHERE id = %s", (article_id,)
+                "SELECT revision, updated_at, fingerprint FROM articles WHERE id = %s", (article_id,)
             )
             current = await cursor.fetchone()
             assert current is not None
-            results[article_id] = UpsertResult(article_id, current[0], False, current[1])
+            stale = current[2] != article["fingerprint"]
+            if stale:
+                late.setdefault(article_id, []).append(skipped_revision(row.source, now))
+            results[article_id] = UpsertResult(article_id, current[0], False, current[1], stale=stale)
             continue
         revision, updated_at, inserted = returned
         results[article_id] = UpsertResult(article_id, revision, True, updated_at)
@@ -488,6 +586,14 @@ async def _upsert(connection: psycopg.AsyncConnection[Any], rows: list[RecordRow
                 await connection.execute(f"DELETE FROM {table} WHERE article_id = %s", (article_id,))
     if written:
         await _insert_children(connection, written, entity_ids)
+    for article_id, revisions in sorted(late.items()):
+        cursor = await connection.execute("SELECT record::text FROM articles WHERE id = %s", (article_id,))
+        stored = await cursor.fetchone()
+        if stored is not None:
+            await connection.execute(
+                "UPDATE articles SET record = %s::jsonb WHERE id = %s",
+                (with_skipped_revisions(stored[0], revisions), article_id),
+            )
     return results
 
 

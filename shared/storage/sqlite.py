@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import os
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -13,8 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shared.errors import TransientError
-from shared.events import ArticleRecord
+from shared.errors import Rejected, TransientError
+from shared.events import ArticleRecord, SkippedRevision
+from shared.observability.logging import get_logger
 from shared.storage.base import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -26,9 +29,12 @@ from shared.storage.base import (
     SearchHit,
     Storage,
     UpsertResult,
-    dedupe_last_wins,
+    dedupe_newest,
     record_rows,
+    skipped_revision,
+    storable,
     to_utc,
+    with_skipped_revisions,
 )
 from shared.storage.migrations import Migration, pending
 from shared.storage.paging import Cursor, SampleStep, Sort, Tiers, project, query_fingerprint
@@ -50,9 +56,16 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 EXPORT_FETCH_ROWS = 500
-# "database is locked" past busy_timeout, or a file that cannot be opened: worth retrying later.
-_TRANSIENT_MESSAGES = ("locked", "busy", "unable to open", "disk i/o")
+# Worth retrying later (never the article's fault): a lock held past busy_timeout, a file that cannot be opened or
+# written (directory gone or read-only, disk full, I/O error), a file that is not (yet) a database again.
+_TRANSIENT_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY",
+                    "SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_PROTOCOL", "SQLITE_NOMEM")
+_TRANSIENT_MESSAGES = ("locked", "busy", "unable to open", "disk i/o", "disk is full", "readonly", "not a database")
+# This article's values are what SQLite refuses (too big, a constraint, an integer past 64 bits): retrying is no use.
+_REJECTING_CODES = ("SQLITE_TOOBIG", "SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_RANGE")
 _LOCK_RETRIES = 3
+
+log = get_logger("newsflow.storage")
 
 
 def sqlite_path(url: str) -> Path:
@@ -75,16 +88,38 @@ def _parse_timestamp(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
-def _is_transient(error: sqlite3.OperationalError) -> bool:
+def _is_transient(error: Exception) -> bool:
+    code = getattr(error, "sqlite_errorname", "") or ""
+    if code.startswith(_TRANSIENT_CODES):
+        return True
     message = str(error).lower()
-    return any(fragment in message for fragment in _TRANSIENT_MESSAGES)
+    return isinstance(error, sqlite3.OperationalError) and any(part in message for part in _TRANSIENT_MESSAGES)
+
+
+def _rejects_the_input(error: Exception) -> bool:
+    """True when the statement failed on the values it was given (the article), not on the database."""
+    if isinstance(error, (OverflowError, UnicodeEncodeError, sqlite3.DataError, sqlite3.IntegrityError)):
+        return True
+    code = getattr(error, "sqlite_errorname", "") or ""
+    return code.startswith(_REJECTING_CODES)
+
+
+FileIdentity = tuple[int, int]  # (device, inode) of the database file
+
+
+def _identity_of(path: Path) -> FileIdentity | None:
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return status.st_dev, status.st_ino
 
 
 _ARTICLE_FIELDS = (
     "id", "external_id", "url", "origin", "title", "body", "authors", "source_domain", "source_name",
     "published_at", "language", "word_count", "reading_time_s", "summary", "sentiment", "sentiment_label",
     "category", "category_score", "duplicate_of", "content_hash", "received_at", "fingerprint", "record",
-    "content_type",
+    "content_type", "revision_at",
 )
 _INSERT_ARTICLE = (
     f"INSERT INTO articles ({', '.join(_ARTICLE_FIELDS)}, revision, created_at, updated_at) "
@@ -110,11 +145,19 @@ class SQLiteStorage(Storage):
         # sqlite3 connections are not for concurrent use: one thread owns this one.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-storage")
         self._connection: sqlite3.Connection | None = None
+        # The file the connection opened; None until the first open. Writers (publish) that migrated once migrate
+        # again a database file that was recreated or replaced under them.
+        self._identity: FileIdentity | None = None
+        self._migrated = False
 
     # -- plumbing -----------------------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _connect(self, *, create_directory: bool = True) -> sqlite3.Connection:
+        if create_directory:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.parent.is_dir():
+            # Removed by someone else: recreating it here would hide that (and write where nobody looks).
+            raise TransientError(f"sqlite {self.path}: its directory {self.path.parent} does not exist")
         # isolation_level=None: no implicit transactions; every write opens BEGIN IMMEDIATE itself so
         # the write lock is taken up front and two writers never deadlock upgrading read locks.
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -130,18 +173,65 @@ class SQLiteStorage(Storage):
         return connection
 
     def _connection_in_thread(self) -> sqlite3.Connection:
-        if self._connection is None:
-            self._connection = self._connect()
-        return self._connection
+        """The open connection — after checking that the file it writes is still the one at `path`."""
+        if self._connection is not None:
+            self._verify_file()
+            return self._connection
+        reopening = self._identity is not None
+        connection = self._connect(create_directory=not reopening)
+        try:
+            identity = _identity_of(self.path)
+            if identity is None:
+                raise TransientError(f"sqlite {self.path}: the database file vanished while it was opened")
+            applied = self._migrate_in_thread(connection) if reopening and self._migrated else []
+        except BaseException:
+            connection.close()
+            raise
+        self._connection, self._identity = connection, identity
+        if reopening:
+            log.error("storage.reopened", path=str(self.path), migrated=applied,
+                      note="a new database file is in use: what the old one held is not in it")
+        return connection
+
+    def _verify_file(self) -> None:
+        """Raise TransientError (and drop the connection) when the file was removed or replaced under us.
+
+        SQLite keeps writing to the inode it opened: once the path points elsewhere (or nowhere), every commit
+        would succeed into a file nobody can open again. The next attempt reopens whatever is at the path.
+        """
+        identity = _identity_of(self.path)
+        if identity == self._identity:
+            return
+        if identity is None:
+            what = "removed" if self.path.parent.is_dir() else f"removed with its directory {self.path.parent}"
+        else:
+            what = "replaced by another file"
+        log.error("storage.unavailable", path=str(self.path), error=f"the database file was {what}",
+                  action="not acknowledging; reopening (and migrating) once the path is usable again")
+        self._drop_connection()
+        raise TransientError(f"sqlite {self.path}: the database file was {what} under the process")
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.close()
+            self._connection = None
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` on the storage thread; retry a lock timeout, then report it as transient."""
+        """Run `work` on the storage thread, on a verified file; classify what fails (see `_is_transient`)."""
 
         def call() -> T:
             for attempt in range(_LOCK_RETRIES):
                 try:
-                    return work(self._connection_in_thread())
-                except sqlite3.OperationalError as error:
+                    result = work(self._connection_in_thread())
+                    # A commit that raced a removal went to the old inode: not stored, so not a success.
+                    self._verify_file()
+                    return result
+                except TransientError:
+                    raise
+                except (sqlite3.Error, OverflowError, UnicodeEncodeError) as error:
+                    if _rejects_the_input(error):
+                        raise Rejected("storage_rejected", f"SQLite refused it: {error}") from error
                     if not _is_transient(error):
                         raise
                     if attempt == _LOCK_RETRIES - 1:
@@ -151,6 +241,10 @@ class SQLiteStorage(Storage):
 
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, call)
+
+    async def check(self) -> None:
+        """TransientError unless the database file at `path` is the open one and answers."""
+        await self._run(lambda connection: connection.execute("SELECT 1").fetchone())
 
     @staticmethod
     def _write(connection: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -167,38 +261,39 @@ class SQLiteStorage(Storage):
 
     async def migrate(self, target: int | None = None) -> list[int]:
         """Apply pending migrations, each in its own transaction with its `schema_migrations` row."""
+        applied = await self._run(functools.partial(self._migrate_in_thread, target=target))
+        self._migrated = target is None
+        return applied
 
-        def run(connection: sqlite3.Connection) -> list[int]:
-            applied_now: list[int] = []
+    def _migrate_in_thread(self, connection: sqlite3.Connection, target: int | None = None) -> list[int]:
+        applied_now: list[int] = []
 
-            def ensure_table(c: sqlite3.Connection) -> set[int]:
+        def ensure_table(c: sqlite3.Connection) -> set[int]:
+            c.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            return {row[0] for row in c.execute("SELECT version FROM schema_migrations")}
+
+        applied = self._write(connection, ensure_table)
+        for migration in pending(applied, target):
+
+            def apply(c: sqlite3.Connection, migration: Migration = migration) -> bool:
+                version = migration.version
+                # Another process may have applied it while we waited for the write lock.
+                if c.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
+                    return False
+                for statement in migration.statements("sqlite"):
+                    c.execute(statement)
                 c.execute(
-                    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                    "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (version, migration.name, _timestamp(datetime.now(UTC))),
                 )
-                return {row[0] for row in c.execute("SELECT version FROM schema_migrations")}
+                return True
 
-            applied = self._write(connection, ensure_table)
-            for migration in pending(applied, target):
-
-                def apply(c: sqlite3.Connection, migration: Migration = migration) -> bool:
-                    version = migration.version
-                    # Another process may have applied it while we waited for the write lock.
-                    if c.execute("SELECT 1 FROM schema_migrations WHERE version = ?", (version,)).fetchone():
-                        return False
-                    for statement in migration.statements("sqlite"):
-                        c.execute(statement)
-                    c.execute(
-                        "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                        (version, migration.name, _timestamp(datetime.now(UTC))),
-                    )
-                    return True
-
-                if self._write(connection, apply):
-                    applied_now.append(migration.version)
-            return applied_now
-
-        return await self._run(run)
+            if self._write(connection, apply):
+                applied_now.append(migration.version)
+        return applied_now
 
     async def schema_version(self) -> int:
         """The highest applied migration (0 when none)."""
@@ -220,10 +315,12 @@ class SQLiteStorage(Storage):
         """Insert new ids, update changed ones (revision + 1), leave identical ones untouched."""
         if not records:
             return []
-        batch = dedupe_last_wins(records)
+        storing = [storable(record) for record in records]
+        batch, older = dedupe_newest(storing)
         rows = [record_rows(record) for record in batch]  # CPU work outside the write lock
-        results = await self._run(functools.partial(self._write, work=functools.partial(_upsert, rows=rows)))
-        return [results[record.id] for record in records]
+        work = functools.partial(_upsert, rows=rows, older=older)
+        results = await self._run(functools.partial(self._write, work=work))
+        return [_result_for(record, results, older) for record in storing]
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -471,22 +568,27 @@ class SQLiteStorage(Storage):
         self._executor.shutdown(wait=True)
 
 
-def _upsert(connection: sqlite3.Connection, rows: list[RecordRows]) -> dict[str, UpsertResult]:
-    """The body of the upsert transaction (the write lock is already held)."""
+def _upsert(
+    connection: sqlite3.Connection, rows: list[RecordRows], older: list[ArticleRecord]
+) -> dict[str, UpsertResult]:
+    """The body of the upsert transaction (the write lock is already held); newest revision wins."""
     now = datetime.now(UTC)
     now_text = _timestamp(now)
     ids = [r.article["id"] for r in rows]
-    existing: dict[str, tuple[str, int, str]] = {}
+    existing: dict[str, tuple[str, int, str, str]] = {}
     for start in range(0, len(ids), 500):  # stay far below SQLite's bound-parameter limit
         chunk = ids[start:start + 500]
         marks = ", ".join("?" for _ in chunk)
-        for article_id, fingerprint, revision, updated_at in connection.execute(
-            f"SELECT id, fingerprint, revision, updated_at FROM articles WHERE id IN ({marks})", chunk
+        for article_id, fingerprint, revision, updated_at, revision_at in connection.execute(
+            "SELECT id, fingerprint, revision, updated_at, coalesce(revision_at, received_at) "
+            f"FROM articles WHERE id IN ({marks})",
+            chunk,
         ):
-            existing[article_id] = (fingerprint, revision, updated_at)
+            existing[article_id] = (fingerprint, revision, updated_at, revision_at)
 
     results: dict[str, UpsertResult] = {}
     written: list[RecordRows] = []
+    late: dict[str, list[SkippedRevision]] = {}
     for row in rows:
         article = row.article
         article_id = article["id"]
@@ -494,9 +596,18 @@ def _upsert(connection: sqlite3.Connection, rows: list[RecordRows]) -> dict[str,
             _timestamp(value) if isinstance(value, datetime) else value
             for value in (article[name] for name in _ARTICLE_FIELDS)
         ]
+        revision_at = _timestamp(article["revision_at"])
         previous = existing.get(article_id)
         if previous is not None and previous[0] == article["fingerprint"]:
+            if revision_at > previous[3]:  # the same content again, later: it is the newest revision now
+                connection.execute("UPDATE articles SET revision_at = ? WHERE id = ?", (revision_at, article_id))
             results[article_id] = UpsertResult(article_id, previous[1], False, datetime.fromisoformat(previous[2]))
+            continue
+        if previous is not None and revision_at < previous[3]:
+            late.setdefault(article_id, []).append(skipped_revision(row.source, now))
+            results[article_id] = UpsertResult(
+                article_id, previous[1], False, datetime.fromisoformat(previous[2]), stale=True
+            )
             continue
         if previous is None:
             connection.execute(_INSERT_ARTICLE, [*values, now_text, now_text])
@@ -510,7 +621,22 @@ def _upsert(connection: sqlite3.Connection, rows: list[RecordRows]) -> dict[str,
 
     if written:
         _insert_children(connection, written)
+    for record in older:
+        late.setdefault(record.id, []).append(skipped_revision(record, now))
+    for article_id, revisions in sorted(late.items()):
+        (stored,) = connection.execute("SELECT record FROM articles WHERE id = ?", (article_id,)).fetchone()
+        connection.execute(
+            "UPDATE articles SET record = ? WHERE id = ?", (with_skipped_revisions(stored, revisions), article_id)
+        )
     return results
+
+
+def _result_for(record: ArticleRecord, results: dict[str, UpsertResult], older: list[ArticleRecord]) -> UpsertResult:
+    """The result of one input record: its id's, marked stale when a newer revision in its batch beat it."""
+    result = results[record.id]
+    if any(record is beaten for beaten in older):
+        return replace(result, changed=False, stale=True)
+    return result
 
 
 def _insert_children(connection: sqlite3.Connection, rows: list[RecordRows]) -> None:

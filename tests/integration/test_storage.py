@@ -226,15 +226,16 @@ async def test_changed_repush_bumps_revision_and_replaces_child_rows(storage: St
     assert third.revision == 3
 
 
-async def test_batch_results_follow_input_order_and_last_duplicate_wins(storage: Storage) -> None:
+async def test_batch_results_follow_input_order_and_the_last_of_equally_new_duplicates_wins(storage: Storage) -> None:
     await storage.upsert_articles([make_record("b")])
     batch = [make_record("c"), make_record("b"), make_record("a"), make_record("a", title="second a")]
     results = await storage.upsert_articles(batch)
-    assert [(r.id, r.revision, r.changed) for r in results] == [
-        ("c", 1, True), ("b", 1, False), ("a", 1, True), ("a", 1, True)
+    assert [(r.id, r.revision, r.changed, r.stale) for r in results] == [
+        ("c", 1, True, False), ("b", 1, False, False), ("a", 1, False, True), ("a", 1, True, False)
     ]
     stored = await storage.get_article("a")
     assert stored is not None and stored.title == "second a"
+    assert [s.content_hash for s in stored.skipped_revisions] == ["hash-a"]
     assert await storage.count() == 3
 
 
