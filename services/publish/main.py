@@ -10,7 +10,7 @@ from faststream.redis.annotations import RedisBatchStreamMessage
 
 from shared.errors import Rejected
 from shared.events import ArticleRecord, EnrichedArticle, PublishedEvent
-from shared.observability.logging import configure_logging
+from shared.observability.logging import configure_logging, get_logger
 from shared.settings import get_settings
 from shared.storage import open_storage
 from shared.transport.broker import make_broker
@@ -20,6 +20,7 @@ settings = get_settings()
 configure_logging(settings, service="publish")
 broker = make_broker(settings)
 storage = open_storage(settings.storage_url)
+log = get_logger("newsflow.publish")
 
 
 async def accept(articles: list[EnrichedArticle]) -> list[EnrichedArticle | Rejected]:
@@ -28,19 +29,30 @@ async def accept(articles: list[EnrichedArticle]) -> list[EnrichedArticle | Reje
 
 
 async def store(articles: list[EnrichedArticle]) -> list[PublishedEvent]:
-    """Upsert the batch in one transaction; one published event per stored record."""
+    """Upsert the batch in one transaction; one published event per stored record, none for a late old revision."""
     results = await storage.upsert_articles([ArticleRecord.from_article(a) for a in articles])
-    by_id = {a.id: a for a in articles}
-    return [
-        PublishedEvent(
-            id=r.id,
-            url=by_id[r.id].clean.url or by_id[r.id].ingest.url,
-            title=by_id[r.id].clean.title,
-            revision=r.revision,
-            stored_at=r.stored_at,
+    events = []
+    for article, result in zip(articles, results, strict=True):
+        if result.stale:
+            log.warning(
+                "article.revision_skipped",
+                article_id=article.id,
+                received_at=article.ingest.received_at.isoformat(),
+                updated_at=article.ingest.updated_at.isoformat() if article.ingest.updated_at else None,
+                stored_revision=result.revision,
+                why="a newer revision of this article is stored; this one is noted in its skipped_revisions",
+            )
+            continue
+        events.append(
+            PublishedEvent(
+                id=result.id,
+                url=article.clean.url or article.ingest.url,
+                title=article.clean.title,
+                revision=result.revision,
+                stored_at=result.stored_at,
+            )
         )
-        for r in results
-    ]
+    return events
 
 
 stage: Stage[EnrichedArticle, EnrichedArticle] = Stage(
@@ -49,14 +61,17 @@ stage: Stage[EnrichedArticle, EnrichedArticle] = Stage(
     decode=decode_event(EnrichedArticle),
     process=accept,
     sink=store,
+    sink_name="storage",
+    # Storage is migrated before the first batch; while the database is unreachable the service waits, not ready.
+    prepare=storage.migrate,
+    check=storage.check,
     describe=lambda a: {"title": a.clean.title[:80], "trace": [s.stage for s in a.trace]},
 )
 
 
 @asynccontextmanager
 async def lifespan() -> AsyncIterator[None]:
-    """Migrate storage before the first message; close it after the last."""
-    await storage.migrate()
+    """Storage is migrated by the stage (`prepare`) before the first batch; closed after the last."""
     try:
         async with stage.lifespan():
             yield

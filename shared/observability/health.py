@@ -45,6 +45,8 @@ class Served(Protocol):
     group: str
     consumer: str
 
+    def unready_reason(self) -> str | None: ...
+
 
 def http_port(settings: Settings, stage: str) -> int | None:
     """The port this stage serves HTTP on; None when HTTP is off (NEWSFLOW_HTTP_PORT=0)."""
@@ -86,6 +88,7 @@ def build_app(
     consumer: str = "",
     routers: Sequence[APIRouter] = (),
     description: str = "",
+    unready: Callable[[], str | None] | None = None,
 ) -> FastAPI:
     """The ASGI app: health, readiness and metrics for `stage`, plus the service's own `routers`."""
     app = FastAPI(
@@ -108,11 +111,14 @@ def build_app(
 
     @app.get(
         "/readyz",
-        summary="Redis answers and the stage's consumer group exists",
-        responses={503: {"description": "not ready (Redis unreachable or group missing)"}},
+        summary="Redis answers, the stage's consumer group exists, and what it writes to (storage) is usable",
+        responses={503: {"description": "not ready (Redis unreachable, group missing, storage unavailable)"}},
     )
     async def readyz() -> JSONResponse:
         ready, why = await readiness(redis, stream, group)
+        blocked = unready() if unready is not None and ready else None
+        if blocked is not None:
+            ready, why = False, blocked
         body = {"status": "ready" if ready else "unready", "stage": stage, "reason": why}
         return JSONResponse(body, status_code=200 if ready else 503)
 
@@ -193,7 +199,14 @@ async def serve_http(stage: Served, routes: RoutesFactory | None = None) -> Http
         # A configuration mistake, not a crash: one clear log line and exit status 2, no traceback.
         raise SystemExit(2) from exc
     app = build_app(
-        stage.name, stage.input_stream, stage.group, settings, redis, consumer=stage.consumer, routers=routers
+        stage.name,
+        stage.input_stream,
+        stage.group,
+        settings,
+        redis,
+        consumer=stage.consumer,
+        routers=routers,
+        unready=stage.unready_reason,
     )
     try:
         sock = _bind(settings.http_host, port)

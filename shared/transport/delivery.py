@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import signal
 import time
 import traceback
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -152,6 +153,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
 )
 MAX_BACKOFF_S = 30.0
+# How often a stage with a `check` probes its sink (publish: storage) while it runs.
+CHECK_INTERVAL_S = 5.0
 TRACEBACK_LINES = 12
 
 log = get_logger("newsflow.delivery")
@@ -271,11 +274,20 @@ class Stage(Generic[In, Out]):
         decode: Callable[[StreamEntry], In],
         process: Callable[[list[In]], Awaitable[list[Out | Rejected]]],
         sink: Callable[[list[Out]], Awaitable[Sequence[Event]]] | None = None,
+        sink_name: str = "sink",
+        prepare: Callable[[], Awaitable[Any]] | None = None,
+        check: Callable[[], Awaitable[Any]] | None = None,
         describe: Callable[[Out], dict[str, Any]] | None = None,
         on_start: Callable[[Redis], Awaitable[None]] | None = None,
         http_routes: RoutesFactory | None = None,
         write: Writer | None = None,
     ) -> None:
+        """`sink` durably writes outputs before they are committed (publish: storage, named by `sink_name`).
+
+        `prepare` readies the sink (publish: migrate storage): no batch is processed before it succeeded, and a
+        transient failure is retried in the background while the service reports not ready. `check` probes the
+        sink every `CHECK_INTERVAL_S` while the service runs: a failure is logged once and makes it not ready.
+        """
         self.name = name
         self.settings = settings
         self.streams: StreamNames = names(settings)
@@ -286,6 +298,9 @@ class Stage(Generic[In, Out]):
         self.decode = decode
         self.process = process
         self.sink = sink
+        self.sink_name = sink_name
+        self.prepare = prepare
+        self.check = check
         self.describe = describe
         self.on_start = on_start
         self.http_routes = http_routes
@@ -294,6 +309,14 @@ class Stage(Generic[In, Out]):
         self._fenced_commit: AsyncScript | None = None
         self._renew_held: AsyncScript | None = None
         self._stopping = asyncio.Event()
+        self._prepared = asyncio.Event()
+        if prepare is None:
+            self._prepared.set()
+        # Ids of the entries a batch of this process is working on: recovery and the claimer leave them alone.
+        self._in_flight: set[str] = set()
+        # step -> the transient error it is retrying now (what /readyz reports); a fatal error of `prepare`.
+        self._failing: dict[str, str] = {}
+        self._fatal: BaseException | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -321,17 +344,32 @@ class Stage(Generic[In, Out]):
         await self._retrying("ensure_group", lambda: ensure_group(self.redis, self.input_stream, self.group))
         if self.on_start is not None:
             await self.on_start(self.redis)
-        http = await serve_http(self, self.http_routes)  # /healthz, /readyz, /metrics (+ the service's routes)
-        # Models and modules are loaded: move them out of the collector's reach, so full collections stop
-        # re-scanning them (measured in enrich: gen-2 passes over spaCy's objects cost ~5 ms per article).
-        gc.collect()
-        gc.freeze()
-        log.info("stage.started", stage=self.name, stream=self.input_stream, group=self.group, consumer=self.consumer)
-        self._tasks = [
-            asyncio.create_task(self._recover_then_claim()),
-            asyncio.create_task(self._every(self.settings.trim_interval_s, self.trim_input)),
-        ]
+        # Before HTTP: a refusal (a database newsflow cannot use) is then the service's one line and exit status 2.
         try:
+            prepared = await self._prepare_once()
+        except BaseException:
+            await self.redis.aclose()
+            self._redis = None
+            raise
+        http = await serve_http(self, self.http_routes)  # /healthz, /readyz, /metrics (+ the service's routes)
+        started = False
+        try:
+            if not prepared:
+                self._tasks.append(asyncio.create_task(self._prepare_until_done()))
+            # Models and modules are loaded: move them out of the collector's reach, so full collections stop
+            # re-scanning them (measured in enrich: gen-2 passes over spaCy's objects cost ~5 ms per article).
+            gc.collect()
+            gc.freeze()
+            log.info(
+                "stage.started", stage=self.name, stream=self.input_stream, group=self.group, consumer=self.consumer
+            )
+            started = True
+            self._tasks += [
+                asyncio.create_task(self._recover_then_claim()),
+                asyncio.create_task(self._every(self.settings.trim_interval_s, self.trim_input)),
+            ]
+            if self.check is not None:
+                self._tasks.append(asyncio.create_task(self._every(CHECK_INTERVAL_S, self._check_sink)))
             yield
         finally:
             self._stopping.set()
@@ -340,13 +378,81 @@ class Stage(Generic[In, Out]):
             for task in self._tasks:
                 with suppress(asyncio.CancelledError):
                     await task
+            self._tasks = []
             if http is not None:
                 await http.stop()
             await self.redis.aclose()
             self._redis = None
-            log.info("stage.stopped", stage=self.name, consumer=self.consumer)
+            if started:
+                log.info("stage.stopped", stage=self.name, consumer=self.consumer)
+        if self._fatal is not None:
+            raise self._fatal
+
+    def unready_reason(self) -> str | None:
+        """Why this stage cannot store and acknowledge right now (its readiness), or None."""
+        if not self._prepared.is_set():
+            return f"{self.sink_name}: not prepared yet: {self._failing.get('prepare', 'starting')}"
+        for step, error in self._failing.items():
+            where = "redis" if step in ("commit", "ensure_group") else self.sink_name
+            return f"{where}: {error}"
+        return None
+
+    async def _prepare_once(self) -> bool:
+        """Run `prepare` once: True when done; False when its dependency is down (then retried in the background)."""
+        if self.prepare is None:
+            return True
+        try:
+            await self.prepare()
+        except TRANSIENT_ERRORS as exc:
+            self._note_failure("prepare", exc, attempt=1, delay=0.0)
+            return False
+        self._prepared.set()
+        return True
+
+    async def _prepare_until_done(self) -> None:
+        prepare = self.prepare
+        assert prepare is not None
+        try:
+            await self._retrying("prepare", prepare, first_attempt=2)
+        except TRANSIENT_ERRORS:
+            return  # stopping
+        except Exception as exc:
+            # E.g. the database came back and is not one newsflow can use: stop the process with that error.
+            self._fatal = exc
+            log.error("stage.prepare_failed", stage=self.name, error=f"{type(exc).__name__}: {exc}")
+            signal.raise_signal(signal.SIGTERM)
+            return
+        self._prepared.set()
+        log.info("stage.prepared", stage=self.name, sink=self.sink_name)
+
+    async def _check_sink(self) -> None:
+        """Probe the sink; log once when it goes away and once when it is back."""
+        assert self.check is not None
+        try:
+            await self.check()
+        except TRANSIENT_ERRORS as exc:
+            if "check" not in self._failing:
+                log.error(f"{self.sink_name}.unavailable", stage=self.name, error=f"{type(exc).__name__}: {exc}")
+            self._failing["check"] = f"{type(exc).__name__}: {exc}"
+            return
+        if self._failing.pop("check", None) is not None:
+            log.info(f"{self.sink_name}.available", stage=self.name)
+
+    async def _until_prepared(self) -> bool:
+        """Wait until `prepare` succeeded (True) or the service is stopping (False)."""
+        if self._prepared.is_set():
+            return True
+        waits = [asyncio.create_task(self._prepared.wait()), asyncio.create_task(self._stopping.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        return self._prepared.is_set()
 
     async def _recover_then_claim(self) -> None:
+        if not await self._until_prepared():
+            return
         try:
             await self.recover_own_pending()
         except TRANSIENT_ERRORS as exc:
@@ -366,13 +472,19 @@ class Stage(Generic[In, Out]):
 
     async def run(self, entries: Sequence[StreamEntry]) -> None:
         """Decode, process, stamp, commit and acknowledge one batch (see the module docstring)."""
+        entries = [entry for entry in entries if not entry.msg_id or entry.msg_id not in self._in_flight]
         if not entries:
             return
         ids = [e.msg_id for e in entries if e.msg_id]
+        self._in_flight |= set(ids)
+        # Renewed while it waits for the sink to be prepared too: nobody else can store it meanwhile either.
         renewing = asyncio.create_task(self._renew_while_held(ids)) if ids else None
         try:
+            if not await self._until_prepared():
+                return  # stopping before the sink was ever ready: the batch stays pending for the next consumer
             await self._run(entries)
         finally:
+            self._in_flight -= set(ids)
             if renewing is not None:
                 renewing.cancel()
                 with suppress(asyncio.CancelledError):
@@ -419,11 +531,12 @@ class Stage(Generic[In, Out]):
         )
         stamped = [(e, out.model_copy(update={"trace": [*out.trace, stamp]})) for e, out in result.outputs]
         events: Sequence[Serialised] = [out for _, out in stamped]
+        held: Sequence[StreamEntry] = entries
         if self.sink is not None and stamped:
-            sink = self.sink
-            outs = [out for _, out in stamped]
-            events = await self._retrying("sink", lambda: sink(outs))
-        writes = self._writes_by_entry(entries, stamped, events, result.dead)
+            events, stamped, unsettled = await self._sink_isolating(stamped, result)
+            held = [entry for entry in entries if id(entry) not in unsettled]
+            result.dead.sort(key=lambda pair: position[id(pair[0])])
+        writes = self._writes_by_entry(held, stamped, events, result.dead)
         skipped = await self._retrying("commit", lambda: self._commit(writes))
         if skipped:
             stamped = [(e, out) for e, out in stamped if e.msg_id not in skipped]
@@ -439,6 +552,44 @@ class Stage(Generic[In, Out]):
             per_article_s=stamp.duration_ms / 1000,
             batch_s=total_ms / 1000,
         )
+
+    async def _sink_isolating(
+        self, stamped: list[tuple[StreamEntry, Out]], result: BatchResult[Out]
+    ) -> tuple[list[Event], list[tuple[StreamEntry, Out]], set[int]]:
+        """Sink the batch; if the sink refuses it, sink article by article so only the refused one is set apart.
+
+        Returns (the sink's events, the outputs it took, the entries left unsettled). An output the sink refuses
+        as `Rejected` (publish: the database refuses this row) is dead-lettered with the sink's reason; one that
+        fails otherwise (a bug, an error nobody classified) is left pending, unacknowledged, for redelivery and,
+        past `max_deliveries`, the DLQ. Transient failures are retried (see `_retrying`), never split.
+        """
+        sink = self.sink
+        assert sink is not None
+        outs = [out for _, out in stamped]
+        try:
+            return list(await self._retrying(self.sink_name, lambda: sink(outs))), stamped, set()
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as exc:
+            if len(stamped) == 1:
+                entry, out = stamped[0]
+                if isinstance(exc, Rejected):
+                    result.dead.append((entry, self._dead_letter(entry, exc.reason, exc.message, article_id=out.id)))
+                else:
+                    log.error("sink.failed", stage=self.name, msg_id=entry.msg_id, article_id=out.id,
+                              error=f"{type(exc).__name__}: {exc}", traceback=_traceback_summary(exc),
+                              action="left pending: redelivered after the claim idle time")
+                    return [], [], {id(entry)}
+                return [], [], set()
+        events: list[Event] = []
+        taken: list[tuple[StreamEntry, Out]] = []
+        unsettled: set[int] = set()
+        for pair in stamped:
+            some, took, left = await self._sink_isolating([pair], result)
+            events += some
+            taken += took
+            unsettled |= left
+        return events, taken, unsettled
 
     async def _process_isolating(self, decoded: list[tuple[StreamEntry, In]], result: BatchResult[Out]) -> None:
         """Process the batch; if it raises, retry item by item so only the poison item is dead-lettered."""
@@ -541,28 +692,38 @@ class Stage(Generic[In, Out]):
             record_dlq_trimmed(self.name, dropped)
             log.warning("dlq.trimmed", stage=self.name, dropped=dropped, maxlen=self.settings.dlq_maxlen)
 
-    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]]) -> Any:
-        """Await `call`, retrying transient failures with capped exponential backoff while the service runs."""
-        attempt = 0
+    async def _retrying(self, what: str, call: Callable[[], Awaitable[Any]], *, first_attempt: int = 1) -> Any:
+        """Await `call`, retrying transient failures with capped exponential backoff while the service runs.
+
+        While a step keeps failing, `unready_reason` names it (and /readyz answers 503).
+        """
+        attempt = first_attempt - 1
         while True:
             try:
-                return await call()
+                value = await call()
             except TRANSIENT_ERRORS as exc:
                 attempt += 1
                 record_transient_failure(self.name, what, exc)
                 if self._stopping.is_set():
                     raise
                 delay = min(MAX_BACKOFF_S, 0.2 * 2**attempt) * (0.5 + random.random() / 2)
-                log.warning(
-                    "dependency.unavailable",
-                    stage=self.name,
-                    step=what,
-                    attempt=attempt,
-                    retry_in_s=round(delay, 2),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+                self._note_failure(what, exc, attempt=attempt, delay=delay)
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
+                continue
+            self._failing.pop(what, None)
+            return value
+
+    def _note_failure(self, what: str, exc: BaseException, *, attempt: int, delay: float) -> None:
+        self._failing[what] = f"{type(exc).__name__}: {exc}"
+        log.warning(
+            "dependency.unavailable",
+            stage=self.name,
+            step=what,
+            attempt=attempt,
+            retry_in_s=round(delay, 2),
+            error=f"{type(exc).__name__}: {exc}",
+        )
 
     def _dead_letter(
         self,
@@ -693,7 +854,10 @@ class Stage(Generic[In, Out]):
                 self.group, self.consumer, {self.input_stream: "0"}, count=self.settings.batch_size
             )
             own = [
-                (mid, fields) for _, rows in cast(list[tuple[bytes, list[ClaimedEntry]]], reply) for mid, fields in rows
+                (mid, fields)
+                for _, rows in cast(list[tuple[bytes, list[ClaimedEntry]]], reply)
+                for mid, fields in rows
+                if mid.decode() not in self._in_flight  # a batch of this process holds it: not a previous life's
             ]
             if not own:
                 break
