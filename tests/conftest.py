@@ -145,7 +145,8 @@ class ServiceProcess:
         self.process: subprocess.Popen[str] | None = None
         self._started = threading.Event()
 
-    def start(self, timeout: float = 90.0) -> ServiceProcess:
+    def start(self, timeout: float = 90.0, *, wait: bool = True) -> ServiceProcess:
+        """Start the process; with `wait`, return once it logged `stage.started` (fail after `timeout`)."""
         self._started.clear()
         self.process = subprocess.Popen(
             self.command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
@@ -153,7 +154,7 @@ class ServiceProcess:
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
         deadline = time.monotonic() + timeout
         # Stop waiting as soon as the process exits: a service that crashed at start fails its test at once.
-        while not self._started.wait(0.2):
+        while wait and not self._started.wait(0.2):
             if self.process.poll() is not None:
                 time.sleep(0.2)  # the last lines of its output
             if self.process.poll() is not None or time.monotonic() > deadline:
