@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -18,6 +19,7 @@ from newsflow.cli.errors import EXIT_INCOMPLETE, EXIT_USAGE, report
 from newsflow.cli.pipeline import register_pipeline_commands
 from newsflow.cli.sources import sources_app
 from newsflow.cli.status import status
+from shared.errors import ConfigurationError
 
 app = typer.Typer(
     name="newsflow",
@@ -53,6 +55,15 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.ClickException as exc:
         report(exc.format_message())
         sys.exit(exc.exit_code)
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            report(f"newsflow failed unexpectedly: {exc}")
+            sys.exit(EXIT_INCOMPLETE)
+        report(f"bad configuration: {settings_problems(exc)}")
+        sys.exit(EXIT_USAGE)
+    except ConfigurationError as exc:
+        report(str(exc))
+        sys.exit(EXIT_USAGE)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         report(f"cannot reach Redis at {_redis_where()}: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_USAGE)
@@ -66,6 +77,14 @@ def main(argv: list[str] | None = None) -> None:
         report(f"newsflow failed unexpectedly: {type(exc).__name__}: {exc}")
         sys.exit(EXIT_INCOMPLETE)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def settings_problems(exc: ValidationError) -> str:
+    """`NEWSFLOW_BATCH_SIZE: Input should be a valid integer (got 'abc')` for each bad setting."""
+    return "; ".join(
+        f"NEWSFLOW_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']} (got {error['input']!r})"
+        for error in exc.errors()
+    )
 
 
 def _redis_where() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import re
 import sys
 from collections.abc import Awaitable, Callable
@@ -113,6 +114,11 @@ def build_filters(
     )
 
 
+def quiet_pool_warnings() -> None:
+    """psycopg's pool logs each failed connection attempt to stderr; a command says it once, in its own line."""
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
 def run_with_storage(
     storage_url: str | None, work: Callable[[Storage], Awaitable[T]], *, create: bool = False
 ) -> T:
@@ -131,6 +137,7 @@ def run_with_storage(
             fail(f"no SQLite database at {path} (publish creates it when it starts; `newsflow db migrate` makes one)")
 
     async def main() -> T:
+        quiet_pool_warnings()
         storage = open_storage(url)
         try:
             await storage.migrate()
@@ -344,6 +351,7 @@ def migrate_command(storage_url: StorageUrl = None) -> None:
     url = storage_url or get_settings().storage_url
 
     async def main() -> tuple[list[int], int]:
+        quiet_pool_warnings()
         storage = open_storage(url)
         try:
             applied = await storage.migrate()

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.integration
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"
 
 # (command words, arguments): each must exit 2 with one line on stderr. `{tmp}` is a fresh directory, `{db}` a
-# migrated SQLite file in it; NEEDS_NO_REDIS rows run against a Redis that does not answer.
+# migrated SQLite file in it; `@unreachable` runs the row against a Redis that does not answer, `@env:NAME=VALUE`
+# with that setting.
 CASES: list[tuple[str, list[str]]] = [
     # push
     ("push", []),
@@ -52,6 +53,8 @@ CASES: list[tuple[str, list[str]]] = [
     ("status", ["--stuck-after", "-5"]),
     ("status", ["--bogus"]),
     ("status", ["@unreachable"]),
+    ("status", ["@env:NEWSFLOW_BATCH_SIZE=abc"]),
+    ("status", ["@env:NEWSFLOW_LOG_FORMAT=xml"]),
     # dlq
     ("dlq list", ["--limit", "0"]),
     ("dlq list", ["--limit", "x"]),
@@ -173,9 +176,11 @@ def test_a_bad_input_is_one_line_on_stderr_and_exit_2(
     words: str, arguments: list[str], cli_env: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if "@unreachable" in arguments:
-        arguments = [a for a in arguments if a != "@unreachable"]
         monkeypatch.setenv("NEWSFLOW_REDIS_URL", UNREACHABLE_REDIS)
-        get_settings.cache_clear()
+    for setting in [a.removeprefix("@env:") for a in arguments if a.startswith("@env:")]:
+        monkeypatch.setenv(*setting.split("=", 1))
+    arguments = [a for a in arguments if not a.startswith("@")]
+    get_settings.cache_clear()
     argv = [*words.split(), *expand(arguments, cli_env)]
     capfd.readouterr()
     code, _ = _run(argv)
@@ -198,7 +203,15 @@ def test_odd_but_valid_input_is_answered_without_a_traceback(
     assert code in (0, 1), f"`newsflow {' '.join(argv)}` exited {code}: {err}"
 
 
-@pytest.mark.parametrize("argv", [["dlq", "show", "abc"], ["dlq", "replay", "abc"], ["articles", "show", "nope"]])
+INSTALLED = [
+    ["dlq", "show", "abc"],
+    ["dlq", "replay", "abc"],
+    ["articles", "show", "nope"],
+    ["articles", "count", "--storage-url", "postgresql://nobody@127.0.0.1:1/none"],  # the pool's own warnings too
+]
+
+
+@pytest.mark.parametrize("argv", INSTALLED, ids=[" ".join(a) for a in INSTALLED])
 def test_the_installed_command_fails_the_same_way(argv: list[str], tmp_path: Path, redis_url: str) -> None:
     env = {"PATH": "/usr/bin:/bin", "NEWSFLOW_REDIS_URL": redis_url, "NEWSFLOW_KEY_PREFIX": "nftest-cli-none",
            "NEWSFLOW_STORAGE_URL": f"sqlite:///{tmp_path}/x.db", "HOME": str(tmp_path)}
