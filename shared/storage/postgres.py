@@ -92,8 +92,10 @@ _UPSERT_ARTICLE = (
 # SQLSTATE classes: the server or the connection is in trouble (retry later) — connection exceptions, transaction
 # rollbacks (serialisation, deadlock), insufficient resources (disk full, out of memory, too many connections),
 # operator intervention (shutdown, restart, statement cancelled), system errors; lock timeouts and a read-only
-# server (a standby not promoted yet).
-_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+# server (a standby not promoted yet). And the schema or the grants are not what newsflow needs (class 42: a table
+# dropped or renamed by hand, a privilege revoked; 3D/3F: database or schema gone): no article's fault either, so
+# every batch would fail alike — wait for the operator (not ready) rather than dead-letter them all.
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58", "42", "3D", "3F")
 _TRANSIENT_STATES = frozenset({"55P03", "55006", "25006"})
 # ... or the values are what the server refuses: data exceptions (NUL, encoding, out of range, too long),
 # integrity constraints, program limits (tsvector over 1 MB, an index row over the btree maximum).
@@ -101,7 +103,8 @@ _REJECTING_CLASSES = ("22", "23", "54")
 
 
 def classified(error: Exception) -> Exception:
-    """What a psycopg error means for the article: TransientError (retry), Rejected (this article), or itself."""
+    """What a psycopg error means for the article: TransientError (retry), Rejected (this article), or itself (a
+    failure nobody classified: the stage leaves that article pending for redelivery)."""
     state = getattr(error, "sqlstate", None)
     if state is None:
         if isinstance(error, (psycopg.DataError, UnicodeEncodeError)):  # refused client-side (a NUL byte)

@@ -57,10 +57,12 @@ T = TypeVar("T")
 BUSY_TIMEOUT_MS = 10_000
 EXPORT_FETCH_ROWS = 500
 # Worth retrying later (never the article's fault): a lock held past busy_timeout, a file that cannot be opened or
-# written (directory gone or read-only, disk full, I/O error), a file that is not (yet) a database again.
+# written (directory gone or read-only, disk full, I/O error), a file that is not (yet) a database again, a table
+# dropped or renamed by hand (every batch would fail alike: wait for the operator rather than dead-letter them all).
 _TRANSIENT_CODES = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_CANTOPEN", "SQLITE_IOERR", "SQLITE_FULL", "SQLITE_READONLY",
                     "SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_PROTOCOL", "SQLITE_NOMEM")
-_TRANSIENT_MESSAGES = ("locked", "busy", "unable to open", "disk i/o", "disk is full", "readonly", "not a database")
+_TRANSIENT_MESSAGES = ("locked", "busy", "unable to open", "disk i/o", "disk is full", "readonly", "not a database",
+                       "no such table", "no such column")
 # This article's values are what SQLite refuses (too big, a constraint, an integer past 64 bits): retrying is no use.
 _REJECTING_CODES = ("SQLITE_TOOBIG", "SQLITE_CONSTRAINT", "SQLITE_MISMATCH", "SQLITE_RANGE")
 _LOCK_RETRIES = 3

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import sqlite3
 import string
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -18,6 +19,7 @@ from shared.events import Entity, Mention
 from shared.storage import LATEST_VERSION, Storage, open_storage
 from shared.storage.base import MAX_SKIPPED_REVISIONS
 from shared.storage.postgres import SEARCH_BODY_CHARS, classified
+from shared.storage.sqlite import sqlite_path
 from tests.integration.test_storage import BASE_TIME, make_record
 from tests.servers import free_port
 
@@ -151,9 +153,51 @@ def test_postgres_errors_are_classified_by_sqlstate() -> None:
     # A client-side refusal (psycopg will not send a NUL) and a bare lost connection.
     assert isinstance(classified(psycopg.DataError("PostgreSQL text fields cannot contain NUL")), Rejected)
     assert isinstance(classified(psycopg.OperationalError("server closed the connection")), TransientError)
-    # Neither the article's fault nor the server's state: left as it is (the stage leaves the entry pending).
-    schema_broken = pg_errors.UndefinedTable("relation \"articles\" does not exist")
-    assert classified(schema_broken) is schema_broken
+    # The schema or grants broken by hand: every batch would fail alike, so it is waited out, not dead-lettered.
+    for kind in (pg_errors.UndefinedTable, pg_errors.InsufficientPrivilege, pg_errors.InvalidSchemaName):
+        assert isinstance(classified(kind("relation \"articles\" does not exist")), TransientError), kind
+    # Neither the article's, the server's nor the schema's: left as it is (the stage leaves that entry pending).
+    internal = pg_errors.InternalError_("unexpected state")
+    assert classified(internal) is internal
+
+
+def test_sqlite_errors_are_classified_by_code() -> None:
+    from shared.storage.sqlite import _is_transient, _rejects_the_input
+
+    def error(kind: type[sqlite3.Error], message: str, code: str) -> sqlite3.Error:
+        made = kind(message)
+        made.sqlite_errorname = code
+        return made
+
+    for code in ("SQLITE_BUSY", "SQLITE_FULL", "SQLITE_READONLY_DIRECTORY", "SQLITE_IOERR_WRITE", "SQLITE_CANTOPEN"):
+        assert _is_transient(error(sqlite3.OperationalError, "x", code)), code
+    assert _is_transient(error(sqlite3.OperationalError, "attempt to write a readonly database", ""))
+    assert _is_transient(error(sqlite3.OperationalError, "no such table: keywords", "SQLITE_ERROR"))
+    for code in ("SQLITE_TOOBIG", "SQLITE_CONSTRAINT_NOTNULL"):
+        assert _rejects_the_input(error(sqlite3.DataError, "x", code)), code
+    assert _rejects_the_input(OverflowError("Python int too large to convert to SQLite INTEGER"))
+    assert not _rejects_the_input(error(sqlite3.OperationalError, "database or disk is full", "SQLITE_FULL"))
+
+
+async def test_a_table_renamed_by_hand_is_waited_out_not_blamed_on_the_article(
+    storage: Storage, storage_url: str,
+) -> None:
+    def rename(old: str, new: str) -> None:
+        sql = f"ALTER TABLE {old} RENAME TO {new}"
+        if storage_url.startswith("sqlite"):
+            with sqlite3.connect(sqlite_path(storage_url)) as connection:
+                connection.execute(sql)
+        else:
+            with psycopg.connect(storage_url, autocommit=True) as connection:
+                connection.execute(sql)
+
+    await storage.upsert_articles([make_record("first")])
+    rename("keywords", "keywords_away")
+    with pytest.raises(TransientError):
+        await storage.upsert_articles([make_record("second")])
+    rename("keywords_away", "keywords")
+    await storage.upsert_articles([make_record("second")])
+    assert await storage.count() == 2
 
 
 async def test_postgres_unreachable_is_transient_at_once() -> None:
