@@ -19,10 +19,12 @@ import redis
 from tests.httpsite import Site
 from tests.servers import (
     POSTGRES_INSTALL,
+    PortTaken,
     PostgresCluster,
     PostgresUnavailable,
     RedisServer,
     SessionServers,
+    on_free_port,
     postgres_binaries_missing,
     release_reaper,
 )
@@ -135,7 +137,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
 
 
 class ServiceProcess:
-    """One stage running as a real process (`python -m newsflow.cli serve STAGE`), its output captured."""
+    """One service running as a real process (`python -m newsflow.cli serve NAME`), its output captured.
+
+    Started means it said so: a stage logs `stage.started` once its HTTP side is up or has failed to bind; the API
+    binds its port before `api.started`. A failed bind (`http.bind_failed`) is PortTaken, so that a caller on a
+    free port (`start_service(..., http=True)`) can try another one.
+    """
 
     def __init__(self, stage: str, env: dict[str, str], command: list[str] | None = None) -> None:
         self.stage = stage
@@ -144,23 +151,35 @@ class ServiceProcess:
         self.lines: list[str] = []
         self.process: subprocess.Popen[str] | None = None
         self._started = threading.Event()
+        self._ended = threading.Event()
 
-    def start(self, timeout: float = 90.0, *, wait: bool = True) -> ServiceProcess:
-        """Start the process; with `wait`, return once it logged `stage.started` (fail after `timeout`)."""
+    @property
+    def base_url(self) -> str:
+        """The service's own HTTP address (NEWSFLOW_HTTP_PORT in its environment)."""
+        return f"http://127.0.0.1:{self.env['NEWSFLOW_HTTP_PORT']}"
+
+    def start(self, timeout: float = 90.0, *, wait: bool = True, require_http: bool = False) -> ServiceProcess:
+        """Start the process; with `wait`, return once it said it started (fail when it exits or after `timeout`);
+        `require_http`: a stage whose HTTP side failed to bind did not start."""
         self._started.clear()
+        self._ended.clear()
         self.process = subprocess.Popen(
             self.command, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
         threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
         deadline = time.monotonic() + timeout
+        if not wait:
+            return self
         # Stop waiting as soon as the process exits: a service that crashed at start fails its test at once.
-        while wait and not self._started.wait(0.2):
-            if self.process.poll() is not None:
-                time.sleep(0.2)  # the last lines of its output
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop(kill=True)
-                raise AssertionError(f"{self.stage} did not start:\n" + "\n".join(self.lines[-40:]))
-        return self
+        while not (self._started.is_set() or self._ended.is_set()) and time.monotonic() < deadline:
+            self._started.wait(0.1)
+        bind_failed = any('"http.bind_failed"' in line for line in self.lines)
+        if self._started.is_set() and not (bind_failed and require_http):
+            return self
+        self.stop(kill=True)
+        if bind_failed:
+            raise PortTaken(f"{self.stage}: port {self.env.get('NEWSFLOW_HTTP_PORT')} was taken")
+        raise AssertionError(f"{self.stage} did not start:\n" + "\n".join(self.lines[-40:]))
 
     def _pump(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
@@ -168,6 +187,7 @@ class ServiceProcess:
             self.lines.append(line.rstrip("\n"))
             if '"stage.started"' in line or '"api.started"' in line:
                 self._started.set()
+        self._ended.set()
 
     def stop(self, *, kill: bool = False, timeout: float = 30.0) -> int:
         if self.process is None:
@@ -204,8 +224,19 @@ def start_service(service_env: dict[str, str]) -> Iterator[Callable[..., Service
     """Start stages as processes; all are stopped at the end of the test."""
     started: list[ServiceProcess] = []
 
-    def start(stage: str, env: dict[str, str] | None = None, command: list[str] | None = None) -> ServiceProcess:
-        service = ServiceProcess(stage, env or service_env, command).start()
+    def start(
+        stage: str, env: dict[str, str] | None = None, command: list[str] | None = None, *, http: bool = False
+    ) -> ServiceProcess:
+        """`http=True`: on a free port of its own (NEWSFLOW_HTTP_PORT; another one if it was taken meanwhile)."""
+        environment = env or service_env
+        if not http:
+            service = ServiceProcess(stage, environment, command).start()
+        else:
+            service = on_free_port(
+                lambda port: ServiceProcess(stage, {**environment, "NEWSFLOW_HTTP_PORT": str(port)}, command).start(
+                    require_http=True
+                )
+            )
         started.append(service)
         return service
 

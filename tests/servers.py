@@ -10,20 +10,62 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis
 
 from newsflow.localstack import free_port, redis_server_binary
 from newsflow.localstack import redis_answers as redis_up
+
+T = TypeVar("T")
+PORT_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """A server started on a free port could not bind it: another process took the port first."""
+
+
+def on_free_port(start: Callable[[int], T], *, first: int | None = None, attempts: int = PORT_ATTEMPTS) -> T:
+    """`start(port)` on a free port, and again on another one each time it raises PortTaken.
+
+    A port found free (`free_port`: bound to 0, then closed) is free only at that instant: until the server binds
+    it, any process on this shared machine may take it (another test run's server, or a client whose ephemeral
+    port it becomes). No check beforehand can close that window, so the server's own bind decides, and `start`
+    reports a failed bind as PortTaken (a server on the port that answers is not proof it is ours).
+    """
+    port = first if first is not None else free_port()
+    for attempt in range(1, attempts + 1):
+        try:
+            return start(port)
+        except PortTaken:
+            if attempt == attempts:
+                raise
+            port = free_port()
+    raise AssertionError("unreachable")
+
+
+def _refused_socket() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))  # never listen(): connections are refused, and no one else can bind it
+    return sock
+
+
+_REFUSED = _refused_socket()
+
+
+def refused_port() -> int:
+    """A local port where a connection is always refused: held (bound, not listening) by this test process."""
+    return int(_REFUSED.getsockname()[1])
+
 
 POSTGRES_BIN_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 POSTGRES_INSTALL = "apt-get install postgresql"
@@ -179,10 +221,16 @@ class RedisServer:
         self.host = host
         self.binary = redis_server_binary()
         CREATED["redis-server"] += 1
-        auth = f":{password}@" if password else ""
-        self.url = f"redis://{auth}{host}:{self.port}/0"
         self.socket = workdir / "redis.sock"
         self.process: subprocess.Popen[bytes] | None = None
+        self._started_once = False
+        # `user:password` for its URL, when it is an ACL user's rather than the requirepass password.
+        self.login: str | None = None
+
+    @property
+    def url(self) -> str:
+        login = self.login or (f":{self.password}" if self.password else None)
+        return f"redis://{f'{login}@' if login else ''}{self.host}:{self.port}/0"
 
     @property
     def local_url(self) -> str:
@@ -193,7 +241,22 @@ class RedisServer:
         return f"unix://{auth}{self.socket}?db=0"
 
     def start(self) -> None:
+        """Start the server; the first time on another free port should its port be taken meanwhile, later on the
+        same port (a restart keeps its address, as a real server's does)."""
+        if self._started_once:
+            self._start_on(self.port)
+        else:
+            on_free_port(self._start_on, first=self.port)
+            self._started_once = True
+
+    @property
+    def logfile(self) -> Path:
+        return self.workdir / "redis-server.log"
+
+    def _start_on(self, port: int) -> None:
+        self.port = port
         self.workdir.mkdir(parents=True, exist_ok=True)
+        self.logfile.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
                 *(["ip", "netns", "exec", self.netns] if self.netns else []),
@@ -211,6 +274,8 @@ class RedisServer:
                 "always",
                 "--save",
                 "",
+                "--logfile",
+                str(self.logfile),
                 *(["--requirepass", self.password] if self.password else []),
                 *self.extra_args,
             ],
@@ -223,7 +288,12 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while not self._answers():
             if self.process.poll() is not None:
-                raise RuntimeError(f"test redis-server exited with {self.process.returncode} (port {self.port} taken?)")
+                logged = self.logfile.read_text(errors="replace") if self.logfile.exists() else ""
+                if "Address already in use" in logged:
+                    raise PortTaken(f"port {self.port} was taken before this redis-server bound it")
+                raise RuntimeError(
+                    f"test redis-server exited with {self.process.returncode} (port {self.port}): {logged[-800:]}"
+                )
             assert time.monotonic() < deadline, "test redis-server did not start"
             time.sleep(0.05)
 
@@ -287,9 +357,7 @@ class PostgresCluster:
         self.netns = netns
         self.host = host
         self.allow = allow
-        self.url = f"postgresql://{self.user}@{host}:{self.port}/{database}"
-        socket_url = f"postgresql://{self.user}@/{database}?host={self.workdir}&port={self.port}"
-        self.local_url = socket_url if netns else self.url
+        self._started_once = False
         self._as_postgres = os.geteuid() == 0
         CREATED["PostgreSQL cluster"] += 1
         # SIGQUIT is PostgreSQL's immediate shutdown; the postmaster's command line names this data directory.
@@ -326,15 +394,43 @@ class PostgresCluster:
                 hba.write(f"host all all {self.allow} trust\n")
         return self
 
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    @property
+    def local_url(self) -> str:
+        """How this process reaches the cluster: `url`, or its Unix socket when it runs in a network namespace."""
+        if not self.netns:
+            return self.url
+        return f"postgresql://{self.user}@/{self.database}?host={self.workdir}&port={self.port}"
+
     def start(self, timeout: float = 60) -> None:
+        """Start the cluster; the first time on another free port should its port be taken meanwhile."""
+        if self._started_once:
+            self._start_on(self.port, timeout)
+        else:
+            on_free_port(lambda port: self._start_on(port, timeout), first=self.port)
+            self._started_once = True
+        self._ensure_database()
+
+    def _start_on(self, port: int, timeout: float) -> None:
+        self.port = port
         pg_ctl = postgres_binary("pg_ctl")
         assert pg_ctl is not None
         options = f"-p {self.port} -c listen_addresses={self.host} -k {self.workdir} -c fsync=off"
         wait = ["-w", "-t", str(int(timeout))]
         # The postmaster in a session of its own: Ctrl-C reaches pytest only, which then stops the cluster in order.
         start = [pg_ctl, "-D", str(self.datadir), "-l", str(self.logfile), "-o", options, *wait, "start"]
-        self._run(start, own_session=True)
-        self._ensure_database()
+        logged = self.logfile.stat().st_size if self.logfile.exists() else 0
+        try:
+            self._run(start, own_session=True)
+        except RuntimeError:
+            with self.logfile.open("rb") as log:
+                log.seek(logged)
+                if b"Address already in use" in log.read():
+                    raise PortTaken(f"port {port} was taken before this cluster's postmaster bound it") from None
+            raise
 
     def _ensure_database(self) -> None:
         import psycopg
@@ -406,10 +502,13 @@ class SessionServers:
                 self.created["redis-server"] += 1
                 reaper().watch(pid=None, match=server.workdir.name, remove=server.workdir)
                 self.used["Redis"] = (
+                    f"private {server.binary} (nothing answered at {_shown(self.redis_wanted)}), did not start"
+                )
+                server.start()
+                self.used["Redis"] = (
                     f"private {server.binary} on 127.0.0.1:{server.port} "
                     f"(nothing answered at {_shown(self.redis_wanted)})"
                 )
-                server.start()
                 self._redis_url = server.url
         return self._redis_url
 
@@ -442,11 +541,12 @@ class SessionServers:
         cluster = PostgresCluster(database=_database_name(self.postgres_wanted))
         self.cluster = cluster
         self.created["PostgreSQL cluster"] += 1
-        self.used["PostgreSQL"] = (
-            f"private cluster ({postgres_binary('initdb')}) on 127.0.0.1:{cluster.port} "
-            f"(none answered at {_shown(self.postgres_wanted)}: {why})"
-        )
+        where = f"private cluster ({postgres_binary('initdb')})"
+        self.used["PostgreSQL"] = f"{where} (none answered at {_shown(self.postgres_wanted)}: {why}), did not start"
         cluster.init().start()
+        self.used["PostgreSQL"] = (
+            f"{where} on 127.0.0.1:{cluster.port} (none answered at {_shown(self.postgres_wanted)}: {why})"
+        )
         return cluster.url
 
     def stop(self) -> None:

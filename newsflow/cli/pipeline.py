@@ -230,7 +230,7 @@ def serve_api() -> None:
     """The read API and console on NEWSFLOW_HTTP_HOST:NEWSFLOW_HTTP_PORT (default 8080); SIGTERM drains requests."""
     import uvicorn
 
-    from shared.observability.health import http_port
+    from shared.observability.health import bind_socket, http_port
     from shared.observability.httpserver import server_config
 
     settings = get_settings()
@@ -239,11 +239,20 @@ def serve_api() -> None:
         fail("NEWSFLOW_HTTP_PORT=0 turns HTTP off, and the API is nothing but HTTP")
     from services.api.main import app as api_app  # imported here: it reads settings and refuses bad ones
 
+    # The port is bound before the app starts, so `api.started` means it is ours; a taken port is one line
+    # (the event the stages log) and exit 1, not uvicorn's message after the app has started.
+    try:
+        sock = bind_socket(settings.http_host, port)
+    except OSError as exc:
+        get_logger("newsflow.http").error(
+            "http.bind_failed", stage="api", host=settings.http_host, port=port, error=str(exc)
+        )
+        raise typer.Exit(1) from None
     config = server_config(
-        api_app, settings, host=settings.http_host, port=port,
+        api_app, settings,
         timeout_graceful_shutdown=int(settings.shutdown_timeout_s),
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    asyncio.run(uvicorn.Server(config).serve(sockets=[sock]))
 
 
 def up(

@@ -168,7 +168,8 @@ class HttpServer:
         await self.redis.aclose()
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port for uvicorn to serve on (OSError when the port is taken)."""
     family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[
         0
     ]
@@ -209,7 +210,7 @@ async def serve_http(stage: Served, routes: RoutesFactory | None = None) -> Http
         unready=stage.unready_reason,
     )
     try:
-        sock = _bind(settings.http_host, port)
+        sock = bind_socket(settings.http_host, port)
     except OSError as exc:
         # The consumer is what matters; a second replica on one machine (newsflow up) finds the port taken.
         log.error("http.bind_failed", stage=stage.name, host=settings.http_host, port=port, error=str(exc))

@@ -19,7 +19,6 @@ import orjson
 import pytest
 import redis
 
-from newsflow.localstack import free_port
 from shared.storage import open_storage
 from shared.streams import StreamNames, ensure_group
 from shared.transport.producer import enqueue_raw
@@ -65,20 +64,19 @@ def stack(tmp_path_factory: pytest.TempPathFactory, redis_url: str) -> Iterator[
     client = redis.Redis.from_url(url)
     folder = tmp_path_factory.mktemp("console")
     storage_url = f"sqlite:///{folder}/newsflow.db"
-    port = free_port()
-    env = api_env(storage_url, port, NEWSFLOW_REDIS_URL=url, NEWSFLOW_STATUS_SAMPLE_S="1",
+    # The stages started from this environment serve no HTTP; the API gets a port of its own.
+    env = api_env(storage_url, NEWSFLOW_REDIS_URL=url, NEWSFLOW_STATUS_SAMPLE_S="1",
                   NEWSFLOW_HTTP_PORT="0", NEWSFLOW_DATA_DIR=str(folder / "data"), PYTHONUNBUFFERED="1",
                   NEWSFLOW_CLAIM_IDLE_MS="3000", NEWSFLOW_CLAIM_INTERVAL_MS="500")
     asyncio.run(_migrate_and_fill(storage_url))
-    api = start_api({**env, "NEWSFLOW_HTTP_PORT": str(port)}, port)
-    built = Stack(f"http://127.0.0.1:{port}", env, client, StreamNames(env["NEWSFLOW_KEY_PREFIX"]), storage_url, [])
+    api = start_api(env)
+    built = Stack(api.base_url, env, client, StreamNames(env["NEWSFLOW_KEY_PREFIX"]), storage_url, [])
     try:
         yield built
     finally:
         for service in built.services:
             service.stop(kill=True)
-        api.terminate()
-        api.wait(timeout=30)
+        api.stop()
         keys = list(client.scan_iter(match=f"{built.streams.prefix}:*", count=1000))
         if keys:
             client.delete(*keys)

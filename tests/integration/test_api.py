@@ -10,7 +10,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,10 +20,11 @@ import httpx
 import psycopg
 import pytest
 
-from newsflow.localstack import free_port
 from shared.storage import open_storage
+from tests.conftest import ServiceProcess
 from tests.integration.test_storage import make_record
 from tests.integration.test_storage_query import fill
+from tests.servers import on_free_port
 
 pytestmark = pytest.mark.integration
 
@@ -38,44 +38,32 @@ INGEST_TOKEN = "ingest-" + uuid.uuid4().hex
 class RunningApi:
     """A `newsflow serve api` process and a client holding the read token."""
 
-    process: subprocess.Popen[str]
+    service: ServiceProcess
     url: str
     client: httpx.Client
     storage_url: str
 
     def output(self) -> str:
-        self.process.terminate()
-        out, _ = self.process.communicate(timeout=30)
-        return out
+        self.service.stop()
+        return self.service.output()
 
 
-def start_api(env: dict[str, str], port: int, timeout: float = 60.0) -> subprocess.Popen[str]:
-    """Start the API and wait until /healthz answers."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "newsflow.cli", "serve", "api"], cwd=ROOT, env=env, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+def start_api(env: dict[str, str], timeout: float = 60.0) -> ServiceProcess:
+    """Start the API on a free port of its own (another one should it be taken meanwhile); `.base_url` is where.
+
+    It binds its port before it logs `api.started`, so what answers there is this process, not another one that
+    took the port first; its output is read all along (a pipe left unread blocks a process that logs every request).
+    """
+    return on_free_port(
+        lambda port: ServiceProcess("api", {**env, "NEWSFLOW_HTTP_PORT": str(port)}).start(timeout=timeout)
     )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise AssertionError(f"the API exited with {process.returncode}:\n{output}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise AssertionError("the API did not answer /healthz")
 
 
-def api_env(storage_url: str, port: int, **extra: str) -> dict[str, str]:
-    """The API's environment: its storage and port, the three tokens, a private key prefix."""
+def api_env(storage_url: str, **extra: str) -> dict[str, str]:
+    """The API's environment: its storage, the three tokens, a private key prefix (start_api picks the port)."""
     env = dict(os.environ)
     env.update({
         "NEWSFLOW_STORAGE_URL": storage_url,
-        "NEWSFLOW_HTTP_PORT": str(port),
         "NEWSFLOW_KEY_PREFIX": f"nftest-{uuid.uuid4().hex[:10]}",
         "NEWSFLOW_READ_TOKEN": READ_TOKEN,
         "NEWSFLOW_OPERATOR_TOKEN": OPERATOR_TOKEN,
@@ -140,16 +128,14 @@ def api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
         if request.param == "postgres":
             assert schema is not None
             role, api_url = readonly_role(postgres_url, schema)
-        port = free_port()
-        process = start_api(api_env(api_url, port), port)
-        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {READ_TOKEN}"},
+        service = start_api(api_env(api_url))
+        client = httpx.Client(base_url=service.base_url, headers={"Authorization": f"Bearer {READ_TOKEN}"},
                               timeout=30)
         try:
-            yield RunningApi(process, f"http://127.0.0.1:{port}", client, api_url)
+            yield RunningApi(service, service.base_url, client, api_url)
         finally:
             client.close()
-            process.terminate()
-            process.wait(timeout=30)
+            service.stop()
     finally:
         if schema is not None:
             with psycopg.connect(postgres_url, autocommit=True) as admin:
@@ -273,7 +259,7 @@ def test_the_postgres_role_cannot_write(api: RunningApi) -> None:
 
 
 def test_refuses_to_start_without_a_read_token(tmp_path: Path) -> None:
-    env = api_env(f"sqlite:///{tmp_path}/x.db", free_port(), NEWSFLOW_READ_TOKEN="", NEWSFLOW_OPERATOR_TOKEN="")
+    env = api_env(f"sqlite:///{tmp_path}/x.db", NEWSFLOW_READ_TOKEN="", NEWSFLOW_OPERATOR_TOKEN="")
     done = subprocess.run([sys.executable, "-m", "newsflow.cli", "serve", "api"], cwd=ROOT, env=env, text=True,
                           capture_output=True, timeout=60)
     assert done.returncode == 2

@@ -23,7 +23,7 @@ import yaml
 from shared.streams import SERVICES, STAGES
 from tests.conftest import FIXTURES, ROOT, SEED, ServiceProcess, wait_for
 from tests.httpsite import Site
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -202,7 +202,7 @@ class AclRedis(RedisServer):
         self.acl_text = rendered.stdout
         super().__init__(workdir, extra_args=["--aclfile", str(acl)])
         # No connection is let in without a user and password: `start` waits by PINGing as the operator.
-        self.url = f"redis://operator:{env['REDIS_OPERATOR_PASSWORD']}@127.0.0.1:{self.port}/0"
+        self.login = f"operator:{env['REDIS_OPERATOR_PASSWORD']}"
         self.start()
 
     def client(self, user: str, password: str) -> redis.Redis:
@@ -312,7 +312,7 @@ def test_transactions_survive_a_redis_restart(acl_redis: AclRedis, stack_env: di
 
 
 def service_environment(
-    spec: dict[str, Any], stack_env: dict[str, str], redis_port: int, tmp_path: Path, http_port: int
+    spec: dict[str, Any], stack_env: dict[str, str], redis_port: int, tmp_path: Path
 ) -> dict[str, str]:
     """The container's environment as compose builds it, pointed at this machine's test Redis and a SQLite file."""
     environment = {k: str(v) for k, v in interpolate(spec["environment"], stack_env).items()}
@@ -322,7 +322,7 @@ def service_environment(
     # PostgreSQL of the stack is not here; the storage backends have their own tests.
     environment["NEWSFLOW_STORAGE_URL"] = f"sqlite:///{tmp_path / 'compose.db'}"
     environment["NEWSFLOW_HTTP_HOST"] = "127.0.0.1"
-    environment["NEWSFLOW_HTTP_PORT"] = str(http_port)
+    environment.pop("NEWSFLOW_HTTP_PORT", None)  # start_service(..., http=True) gives each a free port
     environment["NEWSFLOW_DATA_DIR"] = str(tmp_path / "data")
     environment["NEWSFLOW_CLAIM_INTERVAL_MS"] = "500"
     import os
@@ -347,10 +347,11 @@ def test_each_service_runs_as_compose_runs_it(
             # Compose refuses private addresses unless .env says otherwise; the test's feed is on 127.0.0.1.
             assert interpolate(spec["environment"], stack_env)["NEWSFLOW_FETCH_ALLOW_PRIVATE"] == "false"
             given = {**stack_env, "NEWSFLOW_FETCH_ALLOW_PRIVATE": "true"}
-        env = service_environment(spec, given, acl_redis.port, tmp_path, free_port())
         # The image's entrypoint is `newsflow`: run the same command line through this checkout's CLI.
         command = [sys.executable, "-m", "newsflow.cli", *spec["command"]]
-        services[name] = (start_service(name, env, command), env)
+        env = service_environment(spec, given, acl_redis.port, tmp_path)
+        service = start_service(name, env, command, http=True)
+        services[name] = (service, service.env)
 
     for name, (_, env) in services.items():
         kind, check = (

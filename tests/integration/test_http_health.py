@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from tests.conftest import ServiceProcess, wait_for
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,8 @@ def test_readyz_follows_redis_and_healthz_does_not(
     service_env: dict[str, str],
     start_service: Callable[..., ServiceProcess],
 ) -> None:
-    port = free_port()
-    env = {**service_env, "NEWSFLOW_REDIS_URL": redis_server.url, "NEWSFLOW_HTTP_PORT": str(port)}
-    service = start_service(stage, env)
-    base = f"http://127.0.0.1:{port}"
+    service = start_service(stage, {**service_env, "NEWSFLOW_REDIS_URL": redis_server.url}, http=True)
+    base = service.base_url
     health = httpx.get(f"{base}/healthz").json()
     assert (health["status"], health["stage"]) == ("ok", stage)
     ready = httpx.get(f"{base}/readyz")
@@ -55,9 +53,9 @@ def test_readyz_is_503_while_the_group_is_missing(
 ) -> None:
     import redis
 
-    port = free_port()
-    start_service("ingest", {**service_env, "NEWSFLOW_HTTP_PORT": str(port)})
-    base = f"http://127.0.0.1:{port}"
+    # On a port of its own: a port merely found free may be another process's by the time the service binds it,
+    # and this test would then read that process's /readyz (start_service retries on the service's bind failure).
+    base = start_service("ingest", http=True).base_url
     assert httpx.get(f"{base}/readyz").status_code == 200
     redis.Redis.from_url(redis_url).xgroup_destroy(f"{key_prefix}:raw", "ingest")
     response = httpx.get(f"{base}/readyz")
@@ -68,9 +66,8 @@ def test_readyz_is_503_while_the_group_is_missing(
 def test_sigterm_stops_the_http_server_with_the_service(
     service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
 ) -> None:
-    port = free_port()
-    service = start_service("ingest", {**service_env, "NEWSFLOW_HTTP_PORT": str(port)})
-    assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+    service = start_service("ingest", http=True)
+    assert httpx.get(f"{service.base_url}/healthz").status_code == 200
     assert service.stop(timeout=30) == 0, service.output()[-2000:]
-    assert status_of(f"http://127.0.0.1:{port}/healthz") == -1, "nothing listens after the service exited"
+    assert status_of(f"{service.base_url}/healthz") == -1, "nothing listens after the service exited"
     assert '"stage.stopped"' in service.output()

@@ -14,7 +14,6 @@ import redis
 
 from shared.events import IngestedArticle
 from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -22,22 +21,21 @@ TOKEN = "test-token-5b1d0c"
 ARTICLE = {"id": "seed-000", "url": "https://example.com/news/1?utm_source=x", "text": SEED.read_text()}
 
 
-def http_env(service_env: dict[str, str], **extra: str) -> tuple[dict[str, str], str]:
-    port = free_port()
-    env = {**service_env, "NEWSFLOW_HTTP_PORT": str(port), **extra}
-    return env, f"http://127.0.0.1:{port}"
+def http_env(service_env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {**service_env, **extra}
 
 
 @pytest.fixture
 def ingest_api(service_env: dict[str, str], start_service: Callable[..., ServiceProcess]) -> tuple[str, ServiceProcess]:
-    env, base = http_env(
+    env = http_env(
         service_env,
         NEWSFLOW_API_TOKEN=TOKEN,
         NEWSFLOW_MAX_ARTICLE_BYTES="20000",
         NEWSFLOW_MAX_BATCH_BYTES="60000",
         NEWSFLOW_MAX_BATCH_ARTICLES="5",
     )
-    return base, start_service("ingest", env)
+    service = start_service("ingest", env, http=True)
+    return service.base_url, service
 
 
 def auth(token: str = TOKEN) -> dict[str, str]:
@@ -195,7 +193,8 @@ def test_openapi_documents_the_ingest_api(ingest_api: tuple[str, ServiceProcess]
 
 
 def test_http_ingest_without_a_token_refuses_to_start(service_env: dict[str, str]) -> None:
-    env, _ = http_env(service_env, NEWSFLOW_HTTP_INGEST="true")
+    # It refuses before it binds anything: any port will do.
+    env = http_env(service_env, NEWSFLOW_HTTP_INGEST="true", NEWSFLOW_HTTP_PORT="8000")
     env.pop("NEWSFLOW_API_TOKEN", None)
     env.pop("NEWSFLOW_DEV_MODE", None)
     run = subprocess.run(
@@ -215,18 +214,18 @@ def test_http_ingest_without_a_token_refuses_to_start(service_env: dict[str, str
 def test_dev_mode_serves_http_ingest_without_a_token(
     service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
 ) -> None:
-    env, base = http_env(service_env, NEWSFLOW_HTTP_INGEST="true", NEWSFLOW_DEV_MODE="true")
+    env = http_env(service_env, NEWSFLOW_HTTP_INGEST="true", NEWSFLOW_DEV_MODE="true")
     env.pop("NEWSFLOW_API_TOKEN", None)
-    start_service("ingest", env)
+    base = start_service("ingest", env, http=True).base_url
     assert httpx.post(f"{base}/articles", json={"text": "dev article"}).status_code == 202
 
 
 def test_without_a_token_http_ingest_stays_off_by_default(
     service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
 ) -> None:
-    env, base = http_env(service_env)
+    env = http_env(service_env)
     for name in ("NEWSFLOW_API_TOKEN", "NEWSFLOW_DEV_MODE", "NEWSFLOW_HTTP_INGEST"):
         env.pop(name, None)
-    start_service("ingest", env)
+    base = start_service("ingest", env, http=True).base_url
     assert httpx.get(f"{base}/healthz").json()["status"] == "ok"
     assert httpx.post(f"{base}/articles", json={"text": "x"}).status_code == 404

@@ -11,7 +11,6 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import ServiceProcess, wait_for
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -28,8 +27,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_count_what_the_stage_did(
     redis_url: str, key_prefix: str, service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
 ) -> None:
-    port = free_port()
-    start_service("ingest", {**service_env, "NEWSFLOW_HTTP_PORT": str(port)})
+    base = start_service("ingest", http=True).base_url
     client = redis.Redis.from_url(redis_url)
     raw, ingested, dlq = (f"{key_prefix}:{name}" for name in ("raw", "ingested", "dlq"))
     for i in range(7):
@@ -45,7 +43,7 @@ def test_metrics_count_what_the_stage_did(
     client.xadd(raw, {"data": orjson.dumps({"text": "late 2"})})
     wait_for(lambda: client.xlen(ingested) == 9, timeout=30, what="ingest to take the late ones")
 
-    response = httpx.get(f"http://127.0.0.1:{port}/metrics")
+    response = httpx.get(f"{base}/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
     found = samples(response.text)

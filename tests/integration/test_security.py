@@ -20,7 +20,7 @@ import redis
 
 from shared.events import CleanedArticle
 from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
-from tests.servers import RedisServer, free_port, redis_server_binary, redis_up
+from tests.servers import PortTaken, RedisServer, on_free_port, redis_server_binary, redis_up
 
 pytestmark = pytest.mark.integration
 
@@ -52,15 +52,14 @@ def test_no_secret_in_any_log_line(
     token = f"tok-{secrets.token_hex(12)}"
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=password_redis.port, password="wrong").ping()
-    ports = {"ingest": free_port(), "clean": free_port()}
     env = {
         **service_env,
         "NEWSFLOW_REDIS_URL": password_redis.url,
         "NEWSFLOW_API_TOKEN": token,
         "NEWSFLOW_LOG_LEVEL": "DEBUG",
     }
-    services = {stage: start_service(stage, {**env, "NEWSFLOW_HTTP_PORT": str(port)}) for stage, port in ports.items()}
-    api = f"http://127.0.0.1:{ports['ingest']}"
+    services = {stage: start_service(stage, env, http=True) for stage in ("ingest", "clean")}
+    api = services["ingest"].base_url
 
     auth = {"Authorization": f"Bearer {token}"}
     assert httpx.post(f"{api}/articles", json={"text": SEED.read_text()}, headers=auth).status_code == 202
@@ -181,43 +180,53 @@ def tls_redis_url(tmp_path: Path) -> Iterator[str]:
     if shutil.which("openssl") is None:
         pytest.skip("the openssl command is needed to make test certificates")
     ca, cert, key = make_certificates(tmp_path / "tls")
-    port, password = free_port(), f"pw-{secrets.token_hex(12)}"
-    process = subprocess.Popen(
-        [
-            redis_server_binary(),
-            "--port",
-            "0",
-            "--tls-port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--tls-cert-file",
-            str(cert),
-            "--tls-key-file",
-            str(key),
-            "--tls-ca-cert-file",
-            str(ca),
-            "--tls-auth-clients",
-            "no",
-            "--requirepass",
-            password,
-            "--save",
-            "",
-            "--dir",
-            str(tmp_path),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
-    try:
+    password = f"pw-{secrets.token_hex(12)}"
+
+    def start(port: int) -> tuple[subprocess.Popen[bytes], str]:
+        process = subprocess.Popen(
+            [
+                redis_server_binary(),
+                "--port",
+                "0",
+                "--tls-port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(key),
+                "--tls-ca-cert-file",
+                str(ca),
+                "--tls-auth-clients",
+                "no",
+                "--requirepass",
+                password,
+                "--save",
+                "",
+                "--dir",
+                str(tmp_path),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        url = f"rediss://:{password}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
         deadline = time.monotonic() + 10
         while not redis_up(url):
             if process.poll() is not None:
                 output = process.stdout.read().decode(errors="replace") if process.stdout else ""
+                if "Address already in use" in output:
+                    raise PortTaken(f"port {port} was taken before the TLS redis-server bound it")
                 pytest.skip(f"this redis-server does not speak TLS: {output[-300:]}")
-            assert time.monotonic() < deadline, "TLS redis-server did not start"
+            if time.monotonic() > deadline:
+                process.kill()
+                process.wait(timeout=10)
+                raise AssertionError("TLS redis-server did not start")
             time.sleep(0.05)
+        return process, url
+
+    process, url = on_free_port(start)
+    try:
         yield url
     finally:
         process.kill()
@@ -227,15 +236,11 @@ def tls_redis_url(tmp_path: Path) -> Iterator[str]:
 def test_services_and_cli_work_over_tls(
     tls_redis_url: str, service_env: dict[str, str], key_prefix: str, start_service: Callable[..., ServiceProcess]
 ) -> None:
-    port = free_port()
-    env = {
-        **service_env,
-        "NEWSFLOW_REDIS_URL": tls_redis_url,
-        "NEWSFLOW_HTTP_PORT": str(port),
-        "NEWSFLOW_DEV_MODE": "true",
-    }
-    ingest = start_service("ingest", env)
-    api = f"http://127.0.0.1:{port}"
+    ingest = start_service(
+        "ingest", {**service_env, "NEWSFLOW_REDIS_URL": tls_redis_url, "NEWSFLOW_DEV_MODE": "true"}, http=True
+    )
+    env = ingest.env
+    api = ingest.base_url
     assert httpx.get(f"{api}/readyz").status_code == 200
     assert httpx.post(f"{api}/articles", json={"text": SEED.read_text()}).status_code == 202
     client = redis.Redis.from_url(tls_redis_url)

@@ -18,9 +18,9 @@ from tests.servers import (
     POSTGRES_INSTALL,
     PostgresUnavailable,
     SessionServers,
-    free_port,
     postgres_binaries_missing,
     process_alive,
+    refused_port,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,13 +58,13 @@ def test_reports_its_servers(redis_url, postgres_url):
 
 
 def closed_redis_url() -> str:
-    """A Redis URL on a local port nothing listens on."""
-    return f"redis://127.0.0.1:{free_port()}/0"
+    """A Redis URL on a local port nothing listens on (held by this process, so nothing else can take it)."""
+    return f"redis://127.0.0.1:{refused_port()}/0"
 
 
 def closed_postgres_url() -> str:
-    """A PostgreSQL URL on a local port nothing listens on."""
-    return f"postgresql://postgres@127.0.0.1:{free_port()}/test"
+    """A PostgreSQL URL on a local port nothing listens on (held by this process, so nothing else can take it)."""
+    return f"postgresql://postgres@127.0.0.1:{refused_port()}/test"
 
 
 def inner_session(

@@ -14,7 +14,7 @@ import redis
 
 from shared.events import DeadLetter
 from tests.conftest import ROOT
-from tests.servers import free_port
+from tests.servers import refused_port
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def test_status_exits_1_when_a_group_is_stuck(stuck_pipeline: dict[str, Any], se
 
 def test_status_exits_2_when_redis_is_unreachable_without_printing_the_password(service_env: dict[str, str]) -> None:
     secret = "s3cret-never-printed"
-    env = {**service_env, "NEWSFLOW_REDIS_URL": f"redis://operator:{secret}@127.0.0.1:{free_port()}/0"}
+    env = {**service_env, "NEWSFLOW_REDIS_URL": f"redis://operator:{secret}@127.0.0.1:{refused_port()}/0"}
     run = newsflow_status(env)
     assert run.returncode == 2
     assert "cannot read Redis" in run.stderr
