@@ -16,9 +16,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 
+from shared.observability.health import bind_socket
 from shared.observability.httpserver import server_config
 from shared.settings import Settings
-from tests.servers import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -50,12 +50,14 @@ def make_app() -> FastAPI:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[int]:
-    port = free_port()
     settings = Settings(
         http_header_timeout_s=HEADER_TIMEOUT_S, http_body_timeout_s=BODY_TIMEOUT_S, http_max_connections=MAX_CONNECTIONS
     )
-    running = uvicorn.Server(server_config(make_app(), settings, host="127.0.0.1", port=port, lifespan="off"))
-    thread = threading.Thread(target=running.run, daemon=True)
+    # Bound here, on a port the kernel picks, before uvicorn serves it: no other process can take it in between.
+    sock = bind_socket("127.0.0.1", 0)
+    port = int(sock.getsockname()[1])
+    running = uvicorn.Server(server_config(make_app(), settings, lifespan="off"))
+    thread = threading.Thread(target=lambda: running.run(sockets=[sock]), daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not running.started:

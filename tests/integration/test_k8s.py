@@ -29,7 +29,7 @@ import yaml
 from shared.settings import Settings
 from shared.streams import SERVICES, group_of, names
 from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
 
@@ -306,7 +306,7 @@ class SecretRedis(RedisServer):
         acl = workdir / "users.acl"
         acl.write_text(acl_text)
         super().__init__(workdir, extra_args=["--aclfile", str(acl)])
-        self.url = f"redis://operator:{operator_password}@127.0.0.1:{self.port}/0"
+        self.login = f"operator:{operator_password}"
         self.start()
 
     def local(self, url: str) -> str:
@@ -386,7 +386,8 @@ def pod_environment(
     if "NEWSFLOW_STORAGE_URL" in env:
         env["NEWSFLOW_STORAGE_URL"] = storage_url
     env["NEWSFLOW_HTTP_HOST"] = "127.0.0.1"
-    env["NEWSFLOW_HTTP_PORT"] = str(free_port())  # every pod has its own 8000; here they share one machine
+    # Every pod has its own 8000; here they share one machine: start_service(..., http=True) gives each a free port.
+    env.pop("NEWSFLOW_HTTP_PORT", None)
     env["NEWSFLOW_CLAIM_INTERVAL_MS"] = "500"
     return {"PATH": os.environ["PATH"], "HOME": str(data_dir), **env}
 
@@ -427,8 +428,7 @@ def test_each_service_runs_with_its_pods_environment(
         env = {**pod_environment(deployment, config, k8s_secret, secret_redis, postgres_schema_url, data)}
         env["TMPDIR"] = str(scratch)
         command = [sys.executable, "-m", "newsflow.cli", *container(deployment)["args"]]
-        start_service(name, env, read_only_root(command, [data, scratch]))
-        running[name] = env
+        running[name] = start_service(name, env, read_only_root(command, [data, scratch]), http=True).env
     for name, env in running.items():
         spec = container(by_kind(objects, "Deployment")[name])
         for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
