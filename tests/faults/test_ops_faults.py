@@ -25,7 +25,7 @@ import redis
 from shared.storage import open_storage
 from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
 from tests.integration.test_api import OPERATOR_TOKEN, READ_TOKEN, start_api
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
 
 TOKEN = "ops-fault-token"
 HEADER_TIMEOUT_S = 2.0
@@ -86,16 +86,15 @@ def http_ingest(
     service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
 ) -> Iterator[tuple[str, ServiceProcess, dict[str, str]]]:
     """The ingest service with POST /articles, short slow-client timeouts: (base URL, process, environment)."""
-    port = free_port()
     env = {
         **service_env,
-        "NEWSFLOW_HTTP_PORT": str(port),
         "NEWSFLOW_API_TOKEN": TOKEN,
         "NEWSFLOW_HTTP_HEADER_TIMEOUT_S": str(HEADER_TIMEOUT_S),
         "NEWSFLOW_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
         "NEWSFLOW_HTTP_MAX_CONNECTIONS": "400",
     }
-    yield f"http://127.0.0.1:{port}", start_service("ingest", env), env
+    service = start_service("ingest", env, http=True)
+    yield service.base_url, service, service.env
 
 
 def post_article(base: str, text: str) -> httpx.Response:
@@ -172,12 +171,12 @@ def test_slowloris_connections_are_closed_at_the_header_timeout_while_articles_f
 def test_a_connection_over_the_cap_gets_429_and_a_slow_body_408(
     service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
 ) -> None:
-    port = free_port()
-    env = {**service_env, "NEWSFLOW_HTTP_PORT": str(port), "NEWSFLOW_API_TOKEN": TOKEN,
+    env = {**service_env, "NEWSFLOW_API_TOKEN": TOKEN,
            "NEWSFLOW_HTTP_HEADER_TIMEOUT_S": "30", "NEWSFLOW_HTTP_BODY_TIMEOUT_S": str(BODY_TIMEOUT_S),
            "NEWSFLOW_HTTP_MAX_CONNECTIONS": "20"}
-    ingest = start_service("ingest", env)
-    base = f"http://127.0.0.1:{port}"
+    ingest = start_service("ingest", env, http=True)
+    base = ingest.base_url
+    port = int(ingest.env["NEWSFLOW_HTTP_PORT"])
     # A body promised and not sent: 408 at the body timeout, not a task held for ever.
     with socket.create_connection(("127.0.0.1", port), timeout=BODY_TIMEOUT_S + 10) as sock:
         started = time.monotonic()
@@ -278,14 +277,14 @@ def test_status_dlq_list_and_the_console_read_no_payloads_of_a_dlq_of_large_entr
 
     # The console's DLQ page reads a payload's first 20,000 bytes, not the payloads, and stays small.
     asyncio.run(_migrate(env["NEWSFLOW_STORAGE_URL"]))
-    port = free_port()
-    api = start_api({**env, "NEWSFLOW_HTTP_PORT": str(port), "NEWSFLOW_READ_TOKEN": READ_TOKEN,
-                     "NEWSFLOW_OPERATOR_TOKEN": OPERATOR_TOKEN, "NEWSFLOW_STATUS_SAMPLE_S": "60"}, port)
+    api = start_api({**env, "NEWSFLOW_READ_TOKEN": READ_TOKEN, "NEWSFLOW_OPERATOR_TOKEN": OPERATOR_TOKEN,
+                     "NEWSFLOW_STATUS_SAMPLE_S": "60"})
     try:
         import psutil
 
-        api_process = psutil.Process(api.pid)
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as console:
+        assert api.process is not None
+        api_process = psutil.Process(api.process.pid)
+        with httpx.Client(base_url=api.base_url, timeout=30) as console:
             console.post("/console/login", data={"token": READ_TOKEN})
             rss_before = api_process.memory_info().rss / 2**20
             for _ in range(3):
@@ -299,8 +298,7 @@ def test_status_dlq_list_and_the_console_read_no_payloads_of_a_dlq_of_large_entr
             assert [console.get(f"/console/dlq?entry={bad}").status_code for bad in ("abc", "1-0")] == [404, 404]
         assert growth < 40, f"the API grew {growth:.0f} MB serving the DLQ page"
     finally:
-        api.terminate()
-        api.wait(timeout=30)
+        api.stop()
 
 
 async def _migrate(url: str) -> None:
@@ -316,8 +314,7 @@ def test_the_dlq_is_held_at_its_maxlen_and_export_saves_entries_first(
     tmp_path: Path,
 ) -> None:
     maxlen = 10
-    port = free_port()
-    env = {**service_env, "NEWSFLOW_DLQ_MAXLEN": str(maxlen), "NEWSFLOW_HTTP_PORT": str(port)}
+    env = {**service_env, "NEWSFLOW_DLQ_MAXLEN": str(maxlen)}
     client = redis.Redis.from_url(redis_url)
     dlq = f"{key_prefix}:dlq"
 
@@ -328,7 +325,7 @@ def test_the_dlq_is_held_at_its_maxlen_and_export_saves_entries_first(
         for number in range(first, first + count):
             client.xadd(f"{key_prefix}:raw", {"data": f'{{"id": "bad-{number}", "text": "no end'.encode()})
 
-    ingest = start_service("ingest", env)
+    ingest = start_service("ingest", env, http=True)
     # Below the limit: an operator saves what is there and empties the DLQ in one go.
     push_invalid(0, 8)
     wait_for(lambda: client.xlen(dlq) == 8, timeout=60, what="eight dead letters")
@@ -343,7 +340,7 @@ def test_the_dlq_is_held_at_its_maxlen_and_export_saves_entries_first(
     # Past the limit: the oldest go, with their payloads; the newest `maxlen` stay; the service says so.
     push_invalid(100, 25)
     wait_for(lambda: client.xlen(f"{key_prefix}:ingested") == 0 and pending(client, f"{key_prefix}:raw", "ingest") == 0
-             and client.xlen(dlq) == maxlen and metric(f"http://127.0.0.1:{port}", "newsflow_dlq_trimmed_total",
+             and client.xlen(dlq) == maxlen and metric(ingest.base_url, "newsflow_dlq_trimmed_total",
                                                         stage="ingest") == 25 - maxlen,
              timeout=60, what="the DLQ held at its maxlen")
     kept = [orjson.loads(line) for line in newsflow(env, "dlq", "list", "--json").stdout.splitlines()]
