@@ -346,10 +346,10 @@ def test_sqlite_directory_removed_nothing_acknowledged_until_it_is_back(
 ) -> None:
     directory = tmp_path / "store"
     env = {**publish_env, "NEWSFLOW_STORAGE_URL": f"sqlite:///{directory / 'newsflow.db'}"}
-    port = int(env["NEWSFLOW_HTTP_PORT"])
     client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
     prefix = env["NEWSFLOW_KEY_PREFIX"]
-    service = start_service("publish", env)
+    service = start_service("publish", env, http=True)  # on a port of its own, another if it was taken meanwhile
+    port = int(service.env["NEWSFLOW_HTTP_PORT"])
     first, second = [enriched(n) for n in range(50)], [enriched(n) for n in range(50, 150)]
     push(client, prefix, first)
     wait_for(lambda: client.xlen(f"{prefix}:published") >= 50, timeout=30, what="first 50 published")

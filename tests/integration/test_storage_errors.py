@@ -21,7 +21,7 @@ from shared.storage.base import MAX_SKIPPED_REVISIONS
 from shared.storage.postgres import SEARCH_BODY_CHARS, classified
 from shared.storage.sqlite import sqlite_path
 from tests.integration.test_storage import BASE_TIME, make_record
-from tests.servers import free_port
+from tests.servers import refused_port
 
 pytestmark = pytest.mark.integration
 
@@ -201,7 +201,7 @@ async def test_a_table_renamed_by_hand_is_waited_out_not_blamed_on_the_article(
 
 
 async def test_postgres_unreachable_is_transient_at_once() -> None:
-    storage = open_storage(f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere")
+    storage = open_storage(f"postgresql://postgres@127.0.0.1:{refused_port()}/nowhere")
     try:
         with pytest.raises(TransientError):
             await storage.migrate()
