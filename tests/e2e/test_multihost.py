@@ -42,7 +42,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPLICA_HOSTS = ["h1", "h2", "h3"]
 VICTIM = "h3"
 BEFORE_CUT = int(os.environ.get("NEWSFLOW_MULTIHOST_ARTICLES", "150"))
-CLAIM_IDLE_MS = 3000
+# The claim idle time bounds the recovery; the defaults (30 s, looked for every 5 s) can be measured by setting these.
+CLAIM_IDLE_MS = int(os.environ.get("NEWSFLOW_MULTIHOST_CLAIM_IDLE_MS", "3000"))
+CLAIM_INTERVAL_MS = int(os.environ.get("NEWSFLOW_MULTIHOST_CLAIM_INTERVAL_MS", "500"))
 
 
 def multihost_article(n: int) -> dict[str, str]:
@@ -174,7 +176,7 @@ def test_a_host_cut_off_loses_nothing_and_rejoins_without_duplicates(
         "NEWSFLOW_DATA_DIR": str(tmp_path / "data"),
         "NEWSFLOW_LOG_FORMAT": "json",
         "NEWSFLOW_CLAIM_IDLE_MS": str(CLAIM_IDLE_MS),
-        "NEWSFLOW_CLAIM_INTERVAL_MS": "500",
+        "NEWSFLOW_CLAIM_INTERVAL_MS": str(CLAIM_INTERVAL_MS),
         "PYTHONUNBUFFERED": "1",
     }
     command = [sys.executable, "-m", "newsflow.cli", "serve"]
@@ -186,9 +188,12 @@ def test_a_host_cut_off_loses_nothing_and_rejoins_without_duplicates(
         for stage in STAGES
     }
     try:
+        started = time.monotonic()
         with ThreadPoolExecutor(len(services)) as pool:
             list(pool.map(lambda service: service.start(timeout=180), services.values()))
-        run_scenario(network, client, settings, streams, services, local_storage_url, tmp_path)
+        print(f"twelve services started in {time.monotonic() - started:.1f} s")
+        sqlite = storage_url.startswith("sqlite")
+        run_scenario(network, client, settings, streams, services, local_storage_url, tmp_path, sqlite=sqlite)
     finally:
         for (host, stage), service in services.items():
             service.stop(kill=True)
@@ -204,13 +209,22 @@ def run_scenario(
     services: dict[tuple[str, str], ServiceProcess],
     storage_url: str,
     tmp_path: Path,
+    *,
+    sqlite: bool,
 ) -> None:
     first = [multihost_article(n) for n in range(BEFORE_CUT)]
     push(client, streams.raw, first)
 
-    # Cut h3 off while its enrich replica holds a batch (the longest step: it is mid-batch, not between two).
+    # Cut h3 off while its enrich replica holds a batch (the longest step: it is mid-batch, not between two),
+    # preferably with more in hand in the other stages too.
     wait_for(lambda: held_by(client, settings, VICTIM)["enrich"], timeout=180, interval=0.02,
              what="h3's enrich replica holding entries")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        now = held_by(client, settings, VICTIM)
+        if now["enrich"] and sum(map(len, now.values())) >= 16:
+            break
+        time.sleep(0.02)
     network.cut(VICTIM)
     cut_at = time.monotonic()
     held = held_by(client, settings, VICTIM)
@@ -219,6 +233,14 @@ def run_scenario(
     wait_for(lambda: not any(held_by(client, settings, VICTIM).values()), timeout=120, interval=0.1,
              what="h3's entries claimed by h1 and h2")
     claimed_s = time.monotonic() - cut_at
+    held_ids = {article_id for ids in held_articles.values() for article_id in ids}
+
+    def h3_articles_stored() -> bool:
+        records = stored(storage_url)
+        return held_ids <= {r.id for r in records} | {str(r.external_id) for r in records}
+
+    wait_for(h3_articles_stored, timeout=300, interval=0.25, what="what h3 held at the cut stored")
+    held_stored_s = time.monotonic() - cut_at
     wait_stored(client, settings, storage_url, BEFORE_CUT, f"{BEFORE_CUT} articles stored with h3 cut off")
     recovered_s = time.monotonic() - cut_at
     partitioned = [s for (host, _), s in services.items() if host == VICTIM]
@@ -261,6 +283,7 @@ def run_scenario(
         "articles": total,
         "held_by_h3_at_cut": {stage: len(ids) for stage, ids in held.items()},
         "cut_to_h3_entries_claimed_s": round(claimed_s, 1),
+        "cut_to_h3_articles_stored_s": round(held_stored_s, 1),
         "cut_to_all_stored_s": round(recovered_s, 1),
         "restore_to_h3_committing_in_every_stage_s": round(rejoined_s, 1),
         "pushed_after_restore": len(second),
@@ -274,6 +297,8 @@ def run_scenario(
         "workers_per_stage": {stage: dict(counts) for stage, counts in workers.items()},
         "h3_stages_in_second_batch": dict(victim_after),
         "claim_idle_ms": CLAIM_IDLE_MS,
+        "claim_interval_ms": CLAIM_INTERVAL_MS,
+        "storage": "SQLite" if sqlite else "PostgreSQL",
     }
     print("multihost figures:", json.dumps(figures))
     (tmp_path / "multihost.json").write_text(json.dumps(figures, indent=1))
@@ -285,10 +310,13 @@ def run_scenario(
     assert len(events) == total, Counter(e["id"] for e in events).most_common(5)
     assert {e["revision"] for e in events} == {1}
     assert client.xlen(streams.dlq) == 0
-    # What h3 held at the cut was finished by h1 or h2: the stored lineage names them, not h3.
+    # What h3 held at the cut was finished by h1 or h2: the stored lineage names them, not h3. (On SQLite the
+    # file is not cut off with h3: its publish replica may have stored a row whose event it then did not send.)
     by_external = {r.external_id: r for r in records}
     by_id = {r.id: r for r in records}
     for stage, ids in held_articles.items():
+        if sqlite and stage == "publish":
+            continue
         for article_id in ids:
             record = by_external.get(article_id) or by_id[article_id]
             [stamp] = [s for s in record.trace if s.stage == stage]
