@@ -314,6 +314,55 @@ def test_postgres_down_at_start_publish_waits_unready_then_stores_everything(
         service.stop(kill=service.process is not None and service.process.poll() is None)
 
 
+def test_publish_waiting_for_postgres_stops_on_sigterm_with_its_batch_pending(
+    publish_env: dict[str, str], cluster: PostgresCluster, cluster_url: str,
+) -> None:
+    env = {**publish_env, "NEWSFLOW_STORAGE_URL": cluster_url}
+    port = int(env["NEWSFLOW_HTTP_PORT"])
+    client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
+    prefix = env["NEWSFLOW_KEY_PREFIX"]
+    cluster.stop()
+    service = ServiceProcess("publish", env)
+    service.start(wait=False)
+    try:
+        wait_for(lambda: readiness(port)[0] == 503, timeout=30, what="publish waiting, not ready")
+        push(client, prefix, [enriched(n) for n in range(5)])
+        wait_for(lambda: pending(client, prefix)[0] > 0, timeout=10, what="a batch in hand")
+        started = time.monotonic()
+        assert service.stop(timeout=20) == 0, service.output()[-2000:]
+        assert time.monotonic() - started < 10, "SIGTERM ends the wait at once"
+        assert client.xlen(f"{prefix}:published") == 0
+        assert pending(client, prefix)[0] > 0, "the batch in hand stays pending for the next start"
+    finally:
+        service.stop(kill=True)
+
+
+def test_a_database_that_comes_back_unusable_stops_publish_with_exit_2(
+    publish_env: dict[str, str], cluster: PostgresCluster, cluster_url: str,
+) -> None:
+    """Down at start, then up as a database newsflow refuses (not UTF8): one clear line and exit 2, not a wait."""
+    admin = cluster_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute("CREATE DATABASE faults_ascii ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' "
+                           "TEMPLATE template0")
+    env = {**publish_env, "NEWSFLOW_STORAGE_URL": cluster_url.rsplit("/", 1)[0] + "/faults_ascii"}
+    cluster.stop()
+    service = ServiceProcess("publish", env)
+    service.start(wait=False)
+    try:
+        wait_for(lambda: log_events(service, "dependency.unavailable"), timeout=30, what="publish waiting")
+        cluster.start()
+        assert service.process is not None
+        assert service.process.wait(timeout=60) == 2, service.output()[-2000:]
+        [refused] = log_events(service, "storage.refused")
+        assert "server_encoding SQL_ASCII" in refused["error"]
+        assert "Traceback" not in service.output()
+    finally:
+        service.stop(kill=True)
+        with psycopg.connect(admin, autocommit=True) as connection:
+            connection.execute("DROP DATABASE IF EXISTS faults_ascii")
+
+
 def test_postgres_restarts_while_articles_flow_nothing_lost_or_doubled(
     start_service: Callable[..., ServiceProcess], publish_env: dict[str, str], cluster: PostgresCluster,
     cluster_url: str,
