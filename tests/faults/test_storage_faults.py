@@ -14,6 +14,8 @@ import json
 import random
 import shutil
 import string
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -150,6 +152,22 @@ def log_events(service: ServiceProcess, name: str) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return found
+
+
+def pipeline_status(env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """`newsflow status --json` against the test's prefix: (exit status, document)."""
+    run = subprocess.run([sys.executable, "-m", "newsflow.cli", "status", "--json"], env=env, capture_output=True,
+                         text=True, timeout=60)
+    return run.returncode, json.loads(run.stdout) if run.stdout.strip() else {}
+
+
+def assert_status_ok(env: dict[str, str]) -> None:
+    """After the fault: status exits 0, says ok, and publish's group holds nothing."""
+    code, document = pipeline_status(env)
+    assert code == 0 and document.get("ok") is True, document
+    [enriched_stream] = [s for s in document["streams"] if s["name"].endswith(":enriched")]
+    [group] = [g for g in enriched_stream["groups"] if g["name"] == "publish"]
+    assert group["pending"] == 0 and group["lag"] == 0, group
 
 
 def assert_settled(client: redis.Redis, prefix: str, service: ServiceProcess) -> None:
@@ -385,6 +403,7 @@ def test_postgres_restarts_while_articles_flow_nothing_lost_or_doubled(
     assert (result["stored"], result["dead_lettered"]) == (150, 0)
     assert sorted(set(published_ids(client, prefix))) == sorted(e.id for e in events)
     assert_settled(client, prefix, service)
+    assert_status_ok(env)
 
 
 # -- SQLite: the file or its directory goes away ------------------------------------------------------------------
@@ -419,6 +438,7 @@ def test_sqlite_directory_removed_nothing_acknowledged_until_it_is_back(
     assert after["dead_lettered"] == 0 and after["published_events"] == 150
     wait_for(lambda: readiness(port)[0] == 200, timeout=20, what="publish ready again")
     assert_settled(client, prefix, service)
+    assert_status_ok(env)
 
 
 def test_sqlite_file_replaced_under_the_process_writes_go_to_the_new_file(
