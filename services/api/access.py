@@ -18,6 +18,9 @@ from shared.settings import Settings
 Role = Literal["read", "operator"]
 SESSION_COOKIE = "newsflow_console"
 SESSION_TTL_S = 12 * 3600
+# Before a session exists, the login form's CSRF token is bound to a nonce in a cookie of its own.
+LOGIN_COOKIE = "newsflow_console_login"
+LOGIN_TTL_S = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +96,14 @@ class Access:
     def check_csrf(self, nonce: str, token: str) -> bool:
         """Whether a submitted form's token belongs to this session."""
         return hmac.compare_digest(token.encode(), self.csrf_token(nonce).encode())
+
+    def login_csrf_token(self, nonce: str) -> str:
+        """The login form's token, bound to the login nonce cookie (a signed-in session has its own, above)."""
+        return self._sign("login-csrf:" + nonce)
+
+    def check_login_csrf(self, nonce: str | None, token: str) -> bool:
+        """Whether a submitted login form came from a login page this browser was given."""
+        return bool(nonce) and hmac.compare_digest(token.encode(), self.login_csrf_token(nonce or "").encode())
 
     def _sign(self, text: str) -> str:
         return base64.urlsafe_b64encode(hmac.new(self.key, text.encode(), hashlib.sha256).digest()).decode().rstrip("=")

@@ -2,6 +2,7 @@
 
 # No `from __future__ import annotations` here: FastAPI resolves the routes' Annotated[..., Depends(local)]
 # hints at definition time, and string annotations could not see the dependencies local to console_router.
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup, escape
 from redis.asyncio import Redis
 
-from services.api.access import SESSION_COOKIE, SESSION_TTL_S, Access, Role
+from services.api.access import LOGIN_COOKIE, LOGIN_TTL_S, SESSION_COOKIE, SESSION_TTL_S, Access, Role
 from services.api.pipeline import STUCK_AFTER_S, LagHistory, lag_charts, stage_rows
 from services.api.query import DEFAULT_PAGE_SIZE, article_filters, invalid
 from services.api.reading import marked_paragraphs, timeline
@@ -116,19 +117,45 @@ def console_router(
 
     # -- sign in -----------------------------------------------------------------------------------
 
+    # Login CSRF: another site must not be able to sign a visitor's browser in (to a session of its choosing) or
+    # try tokens through it. The form carries a token bound to a nonce cookie (SameSite=Strict, HttpOnly) that
+    # only this login page hands out, and a cross-origin submission is refused, as for every mutating form.
+
+    def login_form(request: Request, next: str, error: str | None, status_code: int = 200) -> HTMLResponse:
+        nonce = request.cookies.get(LOGIN_COOKIE) or secrets.token_hex(16)
+        response = render(
+            request, "login.html", None, next=safe_next(next), error=error, csrf=access.login_csrf_token(nonce)
+        )
+        response.status_code = status_code
+        response.set_cookie(
+            LOGIN_COOKIE, nonce, httponly=True, samesite="strict", path="/console/login",
+            secure=request.url.scheme == "https", max_age=LOGIN_TTL_S,
+        )
+        return response
+
     @router.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/console/pipeline") -> HTMLResponse:
-        return render(request, "login.html", None, next=safe_next(next), error=None)
+        return login_form(request, next, None)
 
     @router.post("/login", response_model=None)
     async def login(
-        request: Request, token: Annotated[str, Form()], next: Annotated[str, Form()] = "/console/pipeline"
+        request: Request,
+        token: Annotated[str, Form()],
+        next: Annotated[str, Form()] = "/console/pipeline",
+        csrf: Annotated[str, Form()] = "",
     ) -> Response:
+        origin = request.headers.get("origin")
+        if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
+            raise HTTPException(403, detail="cross-origin form submission refused")
+        if not access.check_login_csrf(request.cookies.get(LOGIN_COOKIE), csrf):
+            # An expired or foreign form: a fresh one, and the token is not even looked at.
+            return login_form(request, next, "That sign-in form has expired; please sign in again.", 403)
         role = access.role_of_token(token.strip())
         if role is None:
-            return render(request, "login.html", None, next=safe_next(next), error="That token is not valid here.")
+            return login_form(request, next, "That token is not valid here.")
         response = RedirectResponse(safe_next(next), status_code=303)
         set_session_cookie(request, response, access.issue_session(role))
+        response.delete_cookie(LOGIN_COOKIE, path="/console/login")
         return response
 
     @router.post("/logout")

@@ -6,7 +6,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from shared.observability.status import PipelineStatus
-from shared.streams import STAGES, StreamNames
+from shared.streams import SERVICES, StreamNames
 
 HISTORY_S = 3600
 STUCK_AFTER_S = 300.0
@@ -28,10 +28,11 @@ class StageRow:
 
 
 def stage_rows(status: PipelineStatus, streams: StreamNames) -> list[StageRow]:
-    """One row per stage, in pipeline order; a stage that never started has no group yet."""
+    """One row per stage, in pipeline order (fetch on newsflow:discovered first); a stage that never started has no
+    group yet."""
     by_name = {s.name: s for s in status.streams}
     rows = []
-    for stage in STAGES:
+    for stage in SERVICES:
         stream = by_name.get(streams.input_of(stage))
         output = by_name.get(streams.output_of(stage))
         group = next((g for g in stream.groups if g.name == stage), None) if stream else None
@@ -95,7 +96,7 @@ def lag_charts(samples: list[Sample], now_ms: int, *, width: int = 300, height: 
     oldest = min((s.at_ms for s in samples), default=now_ms)
     window_ms = max(60_000, min(window_ms, now_ms - oldest))
     charts = []
-    for stage in STAGES:
+    for stage in SERVICES:
         values = [(s.at_ms, s.backlog.get(stage, 0)) for s in samples]
         peak = max((v for _, v in values), default=0)
         scale = peak or 1

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,7 @@ from shared.storage import open_storage
 from shared.streams import StreamNames, ensure_group
 from shared.transport.producer import enqueue_raw
 from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
-from tests.integration.test_api import OPERATOR_TOKEN, READ_TOKEN, api_env, start_api
+from tests.integration.test_api import OPERATOR_TOKEN, READ_TOKEN, api_env, console_login, start_api
 from tests.integration.test_storage_query import fill
 
 webdriver = pytest.importorskip("selenium.webdriver")
@@ -165,6 +166,36 @@ def test_pipeline_page_shows_the_lag_of_a_stopped_stage(browser: WebDriver, stac
     screenshot(browser, "console-pipeline.png")
 
 
+def test_pipeline_page_shows_the_fetch_stage(browser: WebDriver, stack: Stack) -> None:
+    # Three pages found in a feed, on newsflow:discovered; a fetch replica has read one and not finished it.
+    asyncio.run(_queue_fetch_jobs(stack, 3, read_by="fetch-replica-1"))
+    sign_in(browser, stack, READ_TOKEN)
+    row = browser.find_element(By.ID, "stage-fetch")
+    assert stack.streams.discovered in row.text
+    assert browser.find_elements(By.CSS_SELECTOR, "tbody tr")[0].get_attribute("id") == "stage-fetch"  # first stage
+    wait_until(browser, lambda: [cell(browser, "fetch", f) for f in ("consumers", "lag", "pending")] == ["1", "2", "1"],
+               what="fetch: 1 consumer, lag 2, 1 pending")
+    wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#stage-fetch polyline"),
+               what="the fetch lag chart has samples")
+
+
+async def _queue_fetch_jobs(stack: Stack, count: int, read_by: str) -> None:
+    from redis.asyncio import Redis
+
+    from shared.events import FetchJob
+
+    client = Redis.from_url(stack.env["NEWSFLOW_REDIS_URL"])
+    try:
+        await ensure_group(client, stack.streams.discovered, "fetch")
+        for number in range(count):
+            job = FetchJob(url=f"https://news.example/{number}", source_id="s1", source_url="https://news.example/feed",
+                           discovered_at=datetime.now(UTC))
+            await client.xadd(stack.streams.discovered, {"data": job.to_json()})
+        await client.xreadgroup("fetch", read_by, {stack.streams.discovered: ">"}, count=1)
+    finally:
+        await client.aclose()
+
+
 async def _create_ingest_group(stack: Stack) -> None:
     from redis.asyncio import Redis
 
@@ -240,12 +271,12 @@ def test_a_reader_sees_no_replay_and_forged_forms_are_refused(browser: WebDriver
     assert "need the operator token" in browser.page_source
     # The reader's own session and CSRF token still cannot replay; an operator without the token cannot either.
     with httpx.Client(base_url=stack.url, follow_redirects=False) as client:
-        client.post("/console/login", data={"token": READ_TOKEN})
+        console_login(client, READ_TOKEN)
         page = client.get(f"/console/dlq/{entry_id}/confirm", params={"action": "replay"}).text
         csrf = page.split('name="csrf" value="')[1].split('"')[0]
         assert client.post(f"/console/dlq/{entry_id}/replay", data={"csrf": csrf}).status_code == 403
     with httpx.Client(base_url=stack.url, follow_redirects=False) as client:
-        client.post("/console/login", data={"token": OPERATOR_TOKEN})
+        console_login(client, OPERATOR_TOKEN)
         assert client.post(f"/console/dlq/{entry_id}/replay", data={}).status_code == 403
         assert client.post(f"/console/dlq/{entry_id}/delete", data={"csrf": "forged"}).status_code == 403
         cross = client.post(f"/console/dlq/{entry_id}/delete", headers={"Origin": "https://evil.example"})

@@ -24,7 +24,7 @@ import redis
 
 from shared.storage import open_storage
 from tests.conftest import ROOT, SEED, ServiceProcess, wait_for
-from tests.integration.test_api import OPERATOR_TOKEN, READ_TOKEN, start_api
+from tests.integration.test_api import OPERATOR_TOKEN, READ_TOKEN, console_login, start_api
 from tests.servers import RedisServer
 
 TOKEN = "ops-fault-token"
@@ -285,7 +285,7 @@ def test_status_dlq_list_and_the_console_read_no_payloads_of_a_dlq_of_large_entr
         assert api.process is not None
         api_process = psutil.Process(api.process.pid)
         with httpx.Client(base_url=api.base_url, timeout=30) as console:
-            console.post("/console/login", data={"token": READ_TOKEN})
+            console_login(console, READ_TOKEN)
             rss_before = api_process.memory_info().rss / 2**20
             for _ in range(3):
                 page = console.get("/console/dlq")

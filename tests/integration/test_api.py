@@ -59,6 +59,13 @@ def start_api(env: dict[str, str], timeout: float = 60.0) -> ServiceProcess:
     )
 
 
+def console_login(client: httpx.Client, token: str) -> httpx.Response:
+    """Sign a client in to the console as a browser does: the login page (its CSRF token and cookie), then the form."""
+    page = client.get("/console/login")
+    csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+    return client.post("/console/login", data={"token": token, "csrf": csrf})
+
+
 def api_env(storage_url: str, **extra: str) -> dict[str, str]:
     """The API's environment: its storage, the three tokens, a private key prefix (start_api picks the port)."""
     env = dict(os.environ)
@@ -264,3 +271,31 @@ def test_refuses_to_start_without_a_read_token(tmp_path: Path) -> None:
                           capture_output=True, timeout=60)
     assert done.returncode == 2
     assert '"api.refused"' in done.stdout and "Traceback" not in done.stdout + done.stderr
+
+
+def test_the_console_login_form_carries_a_csrf_token(api: RunningApi) -> None:
+    """Another site cannot sign a visitor's browser in, nor try tokens through it: the form's token is bound to a
+    cookie only the login page sets, and cross-origin submissions are refused."""
+    with httpx.Client(base_url=api.url, follow_redirects=False) as browser, \
+            httpx.Client(base_url=api.url, follow_redirects=False) as other:
+        page = browser.get("/console/login")
+        assert page.status_code == 200
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("newsflow_console_login=") and "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie and "Path=/console/login" in cookie
+        csrf = page.text.split('name="csrf" value="')[1].split('"')[0]
+        # A form posted from elsewhere: no token, a forged one, or this page's token without its cookie.
+        for client, data in ((browser, {}), (browser, {"csrf": "forged"}), (other, {"csrf": csrf})):
+            refused = client.post("/console/login", data={"token": READ_TOKEN, **data})
+            assert refused.status_code == 403 and "expired" in refused.text, refused.text
+            assert "newsflow_console=" not in refused.headers.get("set-cookie", "")
+        cross = browser.post("/console/login", data={"token": READ_TOKEN, "csrf": csrf},
+                             headers={"Origin": "https://evil.example"})
+        assert cross.status_code == 403 and "newsflow_console=" not in cross.headers.get("set-cookie", "")
+        # The page's own form: a wrong token is told so, the right one signs in and retires the login cookie.
+        wrong = browser.post("/console/login", data={"token": "nope", "csrf": csrf})
+        assert wrong.status_code == 200 and "not valid" in wrong.text
+        signed_in = browser.post("/console/login", data={"token": READ_TOKEN, "csrf": csrf})
+        assert signed_in.status_code == 303, signed_in.text
+        assert browser.get("/console/pipeline").status_code == 200
+        assert "newsflow_console_login" not in browser.cookies

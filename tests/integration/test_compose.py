@@ -23,6 +23,7 @@ import yaml
 from shared.streams import SERVICES, STAGES
 from tests.conftest import FIXTURES, ROOT, SEED, ServiceProcess, wait_for
 from tests.httpsite import Site
+from tests.integration.test_api import console_login
 from tests.servers import RedisServer
 
 pytestmark = pytest.mark.integration
@@ -394,7 +395,7 @@ def test_each_service_runs_as_compose_runs_it(
                       headers={"Authorization": f"Bearer {stack_env['NEWSFLOW_READ_TOKEN']}"})
     assert [item["id"] for item in found.json()["items"]] == [queued["article_id"]], found.text
     with httpx.Client(base_url=api_base) as console:
-        console.post("/console/login", data={"token": stack_env["NEWSFLOW_READ_TOKEN"]})
+        console_login(console, stack_env["NEWSFLOW_READ_TOKEN"])
         pipeline = console.get("/console/pipeline")
         assert pipeline.status_code == 200 and 'id="stage-publish"' in pipeline.text
     for stream in ("raw", "ingested", "cleaned", "enriched"):

@@ -101,16 +101,25 @@ def test_stage_rows_and_the_lag_chart() -> None:
     streams = StreamNames("t")
     group = GroupStatus(name="clean", lag=5, pending=2, oldest_pending_age_s=3.0, stuck_entries=0,
                         consumers=[ConsumerStatus("c1", 2, 0.1)])
+    # fetch reads newsflow:discovered through its group like the other stages (two replicas, one page in hand).
+    fetch_group = GroupStatus(name="fetch", lag=6, pending=1, oldest_pending_age_s=1.5, stuck_entries=0,
+                              consumers=[ConsumerStatus("f1", 1, 0.2), ConsumerStatus("f2", 0, 0.3)])
 
     def status(at_ms: int, lag: int) -> PipelineStatus:
         return PipelineStatus(
             taken_at_ms=at_ms, stuck_after_s=300, dlq_length=0, dlq_last_minute=0, dlq_by_reason={},
-            streams=[StreamStatus("t:raw", 3, 0, []),
+            streams=[StreamStatus("t:discovered", 7, 0, [fetch_group]),
+                     StreamStatus("t:raw", 3, 0, []),
                      StreamStatus("t:ingested", 9, 0, [replace(group, lag=lag)]),
                      StreamStatus("t:cleaned", 4, 4, [])],
         )
 
     rows = {row.stage: row for row in stage_rows(status(1_000, 5), streams)}
+    assert list(rows) == ["fetch", "ingest", "clean", "enrich", "publish"]
+    fetch = rows["fetch"]
+    assert (fetch.stream, fetch.consumers, fetch.lag, fetch.pending, fetch.oldest_pending_age_s) == (
+        "t:discovered", 2, 6, 1, 1.5)
+    assert fetch.per_minute == 0  # what it put on raw in the last minute
     assert (rows["clean"].lag, rows["clean"].pending, rows["clean"].consumers, rows["clean"].per_minute) == (5, 2, 1, 4)
     assert (rows["ingest"].group_exists, rows["ingest"].lag) == (False, 3)  # never started: all of it waits
     history = LagHistory(window_s=3600)
