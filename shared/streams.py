@@ -154,18 +154,29 @@ def _next_id(stream_id: bytes | str) -> str:
 
 
 async def safe_trim_id(redis: Redis, stream: str) -> str | None:
-    """The lowest id some group still needs on `stream`; None when no group reads it (nothing is safe)."""
+    """The lowest id some group still needs on `stream`; None when no group reads it (nothing is safe).
+
+    The stages read and acknowledge while this runs: a group that had entries pending in XINFO GROUPS may have
+    acknowledged them all by the XPENDING a moment later (its summary then has no `min`). What XINFO said was
+    delivered is still a safe floor then: the group has acknowledged at least that much. A group destroyed in
+    between (NOGROUP) may be created again at id 0 and need every entry: trim nothing this time.
+    """
     groups = await redis.xinfo_groups(stream)
     if not groups:
         return None
     floor: tuple[int, int] | None = None
     for group in groups:
+        # Everything up to last-delivered-id is acknowledged unless pending; what comes after is unread.
+        candidate: bytes | str = _next_id(group["last-delivered-id"])
         if group["pending"]:
-            summary = await redis.xpending(stream, group["name"])
-            candidate = summary["min"]
-        else:
-            # Everything up to last-delivered-id is acknowledged; what comes after is unread.
-            candidate = _next_id(group["last-delivered-id"])
+            try:
+                summary = await redis.xpending(stream, group["name"])
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    return None
+                raise
+            if summary.get("min") is not None:
+                candidate = summary["min"]
         text = candidate.decode() if isinstance(candidate, bytes) else candidate
         ms, _, seq = text.partition("-")
         key = (int(ms), int(seq or 0))
