@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
+
 
 class Rejected(Exception):
     """A permanent failure for this input: dead-letter it at once with `reason`.
@@ -29,3 +38,23 @@ class ConfigurationError(RuntimeError):
     def __init__(self, message: str, *, event: str = "configuration.refused") -> None:
         super().__init__(message)
         self.event = event
+
+
+# Redis replies that mean "not now" rather than "never": memory full (maxmemory with noeviction), a read-only
+# replica (a failover, or an operator's REPLICAOF), a failed snapshot refusing writes (MISCONF), a dataset still
+# loading, a script or failover in the way, a blocked read released by a role change. The same command succeeds
+# once the condition passes, so the delivery policy retries it with backoff and acknowledges nothing meanwhile.
+# redis-py raises a class of its own for some; the others keep their code as the message's first word.
+_REDIS_TRANSIENT_CODES = frozenset({"MISCONF", "NOREPLICAS", "BUSY", "UNBLOCKED"})
+
+
+def redis_refuses_for_now(exc: BaseException) -> bool:
+    """True for a Redis error reply that a later retry can get past (OOM, READONLY, MISCONF, LOADING, …)."""
+    if isinstance(exc, OutOfMemoryError | ReadOnlyError | BusyLoadingError | TryAgainError | ClusterDownError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _REDIS_TRANSIENT_CODES
+
+
+def redis_group_missing(exc: BaseException) -> bool:
+    """True for NOGROUP: the stream or its consumer group is gone (Redis restarted empty, a key deleted)."""
+    return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -214,7 +215,7 @@ def serve(stage: Annotated[str, typer.Argument(help="fetch | ingest | clean | en
     module = importlib.import_module(f"services.{stage}.main")
     log = get_logger("newsflow.serve")
     try:
-        asyncio.run(module.app.run())
+        asked = asyncio.run(run_until_asked_to_stop(module.app))
     except ConfigurationError as exc:
         # Settings or a dependency that cannot work (e.g. a database that is not UTF8): one clear line, exit 2.
         log.error(exc.event, stage=stage, error=str(exc))
@@ -224,6 +225,29 @@ def serve(stage: Annotated[str, typer.Argument(help="fetch | ingest | clean | en
         # a field) rather than a terminal-drawn traceback; the supervisor or restart policy brings it back.
         log.exception("service.crashed", stage=stage)
         raise typer.Exit(1) from None
+    if not asked:
+        # It stopped by itself (a state no retry could fix, or FastStream giving up a subscriber): exit 0 would
+        # tell `restart: on-failure` and every supervisor that all is well.
+        failure = getattr(getattr(module, "broker", None), "failure", None)
+        log.error("service.stopped_unexpectedly", stage=stage, reason=failure or "the consumer stopped by itself")
+        raise typer.Exit(1)
+
+
+async def run_until_asked_to_stop(app: Any) -> bool:
+    """Run a FastStream app; True when it stopped because SIGTERM or SIGINT asked it to."""
+    asked: list[int] = []
+
+    def stop(sig: int) -> None:
+        asked.append(sig)
+        app.exit()
+
+    running = asyncio.ensure_future(app.run())
+    await asyncio.sleep(0)  # app.run() has installed FastStream's own handlers: take them over, keeping what they do
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop, sig)
+    await running
+    return bool(asked)
 
 
 def serve_api() -> None:

@@ -56,6 +56,12 @@ TRANSIENT_FAILURES = Counter(
     ["stage", "step", "reason"],
     registry=REGISTRY,
 )
+GROUPS_RECREATED = Counter(
+    "newsflow_groups_recreated",
+    "Consumer groups found gone (Redis restarted empty, a key deleted) and created again at id 0.",
+    ["stream", "group"],
+    registry=REGISTRY,
+)
 # Per-article logic time: a batch's processing time divided by its size (as stamped in the trace).
 PROCESSING_SECONDS = Histogram(
     "newsflow_article_processing_seconds",
@@ -125,6 +131,11 @@ def record_batch(stage: str, *, size: int, processed: int, per_article_s: float,
 def record_transient_failure(stage: str, step: str, error: BaseException) -> None:
     """One failed attempt that will be retried."""
     TRANSIENT_FAILURES.labels(stage, step, type(error).__name__).inc()
+
+
+def record_group_recreated(stream: str, group: str) -> None:
+    """A consumer group was found gone and created again."""
+    GROUPS_RECREATED.labels(stream, group).inc()
 
 
 async def refresh_stream_gauges(redis: Redis, stream: str, group: str) -> None:

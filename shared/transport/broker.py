@@ -1,13 +1,38 @@
-"""The broker factory and the plain Redis client the delivery policy writes through."""
+"""The broker factory and the plain Redis client the delivery policy writes through.
+
+FastStream 0.7.8's stream subscriber treats NOGROUP (the stream or the group is gone: Redis restarted empty, a key
+deleted, XGROUP DESTROY) as terminal: it stops consuming and asks the application to exit, which exits with
+status 0 — so `restart: on-failure` never brings the service back, and nothing is consumed again. Any other
+error reply (READONLY on a replica, MISCONF, OOM) ends its read task, and its supervisor restarts the task at
+once, in a loop with no pause. So the subscribers read through a client of ours (`GroupKeepingRedis`): a lost
+group is created again at id 0 (what was added meanwhile is read), logged once as `group_recreated` and counted
+in /metrics; a refusal that passes (`redis_refuses_for_now`) is waited out with backoff; a state that no retry
+can fix (the key holds another type, the ACL forbids the stream) stops the service with a failure recorded, and
+`newsflow serve` exits non-zero for it.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import random
+from typing import Any, cast
 
 from faststream.redis import RedisBroker
+from faststream.redis.configs.state import ConnectionState, RedisConnectionState
 from redis.asyncio import Redis
+from redis.asyncio.connection import ConnectionPool
+from redis.exceptions import ResponseError
 
+from shared.errors import redis_group_missing, redis_refuses_for_now
+from shared.observability.logging import get_logger
+from shared.observability.metrics import record_group_recreated, record_transient_failure
 from shared.settings import Settings
+from shared.streams import ensure_group
+
+MAX_READ_BACKOFF_S = 10.0
+
+log = get_logger("newsflow.broker")
 
 
 def make_redis(settings: Settings) -> Redis:
@@ -21,9 +46,107 @@ def make_redis(settings: Settings) -> Redis:
     )
 
 
-def make_broker(settings: Settings) -> RedisBroker:
+async def recreate_group(redis: Redis, stream: str, group: str, *, error: str, step: str) -> bool:
+    """Create `group` on `stream` again at id 0 after it was found gone; True (logged, counted) when this call did.
+
+    Another replica may have recreated it first (BUSYGROUP): then nothing is logged here, so one loss is one event.
+    """
+    created = await ensure_group(redis, stream, group)
+    if created:
+        log.error("group_recreated", stream=stream, group=group, step=step, error=error,
+                  hint="the stream or its consumer group was gone (Redis restarted empty, or a key was deleted); "
+                       "read again from id 0")
+        record_group_recreated(stream, group)
+    return created
+
+
+class GroupKeepingRedis(Redis):
+    """The client FastStream's subscribers read through: see the module docstring for what each reply leads to."""
+
+    broker: NewsflowBroker | None = None
+    _refusals = 0
+
+    async def xreadgroup(
+        self, groupname: Any, consumername: Any, streams: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        try:
+            reply = await super().xreadgroup(groupname, consumername, streams, *args, **kwargs)
+        except ResponseError as exc:
+            return await self._after_refusal(exc, _text(groupname), [_text(s) for s in streams])
+        self._refusals = 0
+        return reply
+
+    async def _after_refusal(self, exc: ResponseError, group: str, streams: list[str]) -> list[Any]:
+        """What a refused read leads to; an empty reply means 'nothing read', and the subscriber reads again."""
+        if redis_group_missing(exc):
+            try:
+                for stream in streams:
+                    await recreate_group(self, stream, group, error=str(exc), step="read")
+            except ResponseError as fatal:
+                await self._fail("group_recreate_failed", fatal, group, streams)
+            return []
+        if redis_refuses_for_now(exc):
+            self._refusals += 1
+            record_transient_failure(group, "read", exc)
+            delay = min(MAX_READ_BACKOFF_S, 0.2 * 2**self._refusals) * (0.5 + random.random() / 2)
+            log.warning("dependency.unavailable", stage=group, step="read", attempt=self._refusals,
+                        retry_in_s=round(delay, 2), error=f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(delay)
+            return []
+        await self._fail("stream_unreadable", exc, group, streams)
+        return []
+
+    async def _fail(self, event: str, exc: ResponseError, group: str, streams: list[str]) -> None:
+        if self.broker is not None:
+            self.broker.fail(event, stage=group, streams=streams, error=f"{type(exc).__name__}: {exc}")
+        # The application is stopping; do not spin on the same refusal meanwhile.
+        await asyncio.sleep(1)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class _GroupKeepingState(RedisConnectionState):
+    """FastStream's connection state, building our client instead of a plain one."""
+
+    __slots__ = ("_broker",)
+
+    def __init__(self, options: dict[str, Any], broker: NewsflowBroker) -> None:
+        super().__init__(options)
+        self._broker = broker
+
+    async def connect(self) -> Redis:
+        client = cast(GroupKeepingRedis, GroupKeepingRedis.from_pool(ConnectionPool(**self._options)))
+        client.broker = self._broker
+        self._client = client
+        self._connected = True
+        return client
+
+
+class NewsflowBroker(RedisBroker):
+    """A RedisBroker whose subscribers survive a lost group, and which records why it had to stop the service."""
+
+    failure: str | None = None
+
+    def _make_connection_state(
+        self, connection_options: dict[str, Any], kwargs: dict[str, Any]
+    ) -> ConnectionState[Any]:
+        return _GroupKeepingState(connection_options, self)
+
+    def fail(self, event: str, **facts: Any) -> None:
+        """Stop the service because of a state no retry can fix; `newsflow serve` then exits non-zero."""
+        if self.failure is None:
+            self.failure = event
+            log.error(event, **facts, hint="the service stops so that its supervisor restarts it and it is seen")
+        app = self.context.get("app")
+        if app is not None:
+            app.exit()
+
+
+def make_broker(settings: Settings) -> NewsflowBroker:
     """A FastStream Redis broker; its per-message 'Received/Processed' lines are DEBUG, the canonical line is ours."""
-    return RedisBroker(
+    return NewsflowBroker(
         settings.redis_url,
         graceful_timeout=settings.shutdown_timeout_s,
         log_level=logging.DEBUG,

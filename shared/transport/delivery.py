@@ -11,12 +11,14 @@ groups are created at `$`, there is no dead-letter queue). So every service hand
   another replica is working on);
 - permanent failures (`Rejected`, a bug on this input) go to the DLQ with stage, reason, error, traceback and the
   original payload, and are acknowledged;
-- transient failures (Redis or storage down) are retried with backoff while the service runs; the entries stay
-  pending, and a claimer (XPENDING + XCLAIM) hands entries idle past `claim_idle_ms` (a dead or cut-off
-  consumer's) to a live one, dead-lettering those delivered more than `max_deliveries` times;
+- transient failures (Redis or storage down; Redis refusing writes for now: OOM, READONLY, MISCONF, LOADING) are
+  retried with backoff while the service runs; the entries stay pending, and a sweep (XPENDING + XCLAIM) hands
+  entries idle past `claim_idle_ms` — a dead or cut-off consumer's, or this consumer's own that a failed batch left
+  behind — to this consumer, dead-lettering those delivered more than `max_deliveries` times;
 - while a batch is in hand its entries' idle time is reset every third of `claim_idle_ms` (XCLAIM JUSTID to the
   holder itself, if still its own), so a slow batch on a live replica is never claimed from under it — only a
-  replica that stopped reaching Redis (dead, cut off, stalled) loses its entries.
+  replica that stopped reaching Redis (dead, cut off, stalled) loses its entries;
+- a group found gone (NOGROUP: Redis restarted empty, a key deleted) is created again at id 0 (`recreate_group`).
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.typing import EncodableT, KeyT
 from structlog.contextvars import bound_contextvars
 
-from shared.errors import Rejected, TransientError
+from shared.errors import Rejected, TransientError, redis_group_missing, redis_refuses_for_now
 from shared.events import DeadLetter, Event, Stamp
 from shared.observability.health import RoutesFactory, serve_http
 from shared.observability.logging import get_logger
@@ -59,7 +61,7 @@ from shared.observability.metrics import (
 from shared.settings import Settings
 from shared.streams import StreamNames, ensure_group, group_of, names, trim_acknowledged
 from shared.transport import dlq
-from shared.transport.broker import make_redis
+from shared.transport.broker import make_redis, recreate_group
 
 In = TypeVar("In")
 ClaimedEntry = tuple[bytes, dict[bytes, bytes] | None]
@@ -155,6 +157,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 MAX_BACKOFF_S = 30.0
 # How often a stage with a `check` probes its sink (publish: storage) while it runs.
 CHECK_INTERVAL_S = 5.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that passes by itself (a dependency down or refusing for now): retry, never dead-letter at once."""
+    return isinstance(exc, TRANSIENT_ERRORS) or redis_refuses_for_now(exc)
+
+
 TRACEBACK_LINES = 12
 
 log = get_logger("newsflow.delivery")
@@ -312,7 +321,7 @@ class Stage(Generic[In, Out]):
         self._prepared = asyncio.Event()
         if prepare is None:
             self._prepared.set()
-        # Ids of the entries a batch of this process is working on: recovery and the claimer leave them alone.
+        # Ids of the entries a batch of this process is working on: recovery and the sweep leave them alone.
         self._in_flight: set[str] = set()
         # step -> the transient error it is retrying now (what /readyz reports); a fatal error of `prepare`.
         self._failing: dict[str, str] = {}
@@ -455,7 +464,9 @@ class Stage(Generic[In, Out]):
             return
         try:
             await self.recover_own_pending()
-        except TRANSIENT_ERRORS as exc:
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
             log.warning("dependency.unavailable", stage=self.name, step="recover_own_pending", error=str(exc))
         await self._every(self.settings.claim_interval_ms / 1000, self.claim_once)
 
@@ -500,7 +511,9 @@ class Stage(Generic[In, Out]):
                 self._renew_held = redis.register_script(RENEW_HELD)
             try:
                 await self._renew_held(keys=[self.input_stream], args=[self.group, self.consumer, *ids])
-            except TRANSIENT_ERRORS as exc:  # cut off: the entries go idle, and another replica takes them
+            except Exception as exc:  # cut off, or refused: the entries go idle, and are taken from it
+                if not (is_transient(exc) or isinstance(exc, RedisError)):
+                    raise
                 log.debug("entries.renew_failed", stage=self.name, error=f"{type(exc).__name__}: {exc}")
 
     async def _run(self, entries: Sequence[StreamEntry]) -> None:
@@ -598,9 +611,9 @@ class Stage(Generic[In, Out]):
         items = [item for _, item in decoded]
         try:
             outcomes = await self._retrying("process", lambda: self.process(items))
-        except TRANSIENT_ERRORS:
-            raise
         except Exception as exc:
+            if is_transient(exc):
+                raise
             if len(decoded) > 1:
                 for pair in decoded:
                     await self._process_isolating([pair], result)
@@ -666,7 +679,13 @@ class Stage(Generic[In, Out]):
         redis = self.redis  # (re)connecting forgets the script object: register it on this client
         if self._fenced_commit is None:
             self._fenced_commit = redis.register_script(FENCED_COMMIT)
-        reply = cast(list[bytes], await self._fenced_commit(keys=list(keys), args=args))
+        try:
+            reply = cast(list[bytes], await self._fenced_commit(keys=list(keys), args=args))
+        except ResponseError as exc:
+            if not redis_group_missing(exc):
+                raise  # refused before anything was written (OOM, READONLY, NOPERM, …): retried, or left pending
+            await self._commit_without_group(writes, exc)
+            return {}
         skipped = {reply[i].decode(): reply[i + 1].decode() for i in range(0, len(reply), 2)}
         if skipped:
             holders = sorted({holder for holder in skipped.values() if holder})
@@ -680,6 +699,23 @@ class Stage(Generic[In, Out]):
                 msg_ids=sorted(skipped)[:10],
             )
         return skipped
+
+    async def _commit_without_group(
+        self, writes: Sequence[tuple[StreamEntry, Sequence[Command]]], exc: Exception
+    ) -> None:
+        """The group went while this batch was in hand (Redis restarted empty, the key deleted, XGROUP DESTROY).
+
+        Its pending list went with it, so no other consumer holds these entries and there is nothing to
+        acknowledge: write what they produced, unfenced, rather than lose it (after an empty restart these outputs
+        are the only copy left), and create the group again at id 0. Entries the stream still has are read again
+        from there; every stage is idempotent on the article id.
+        """
+        await recreate_group(self.redis, self.input_stream, self.group, error=str(exc), step="commit")
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _entry, commands in writes:
+                for command in commands:
+                    pipe.execute_command(*command)
+            await pipe.execute()
 
     async def _retain_dead_letters(self) -> None:
         """Hold the DLQ at NEWSFLOW_DLQ_MAXLEN after a commit added to it (a failure here never undoes the commit)."""
@@ -701,7 +737,9 @@ class Stage(Generic[In, Out]):
         while True:
             try:
                 value = await call()
-            except TRANSIENT_ERRORS as exc:
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
                 attempt += 1
                 record_transient_failure(self.name, what, exc)
                 if self._stopping.is_set():
@@ -794,21 +832,25 @@ class Stage(Generic[In, Out]):
                 pass
             try:
                 await job()
-            except TRANSIENT_ERRORS as exc:
-                log.warning(
-                    "dependency.unavailable",
-                    stage=self.name,
-                    step=getattr(job, "__name__", "job"),
-                    error=f"{type(exc).__name__}: {exc}",
-                )
-            except Exception:
-                log.exception("background_job.failed", stage=self.name, job=getattr(job, "__name__", "job"))
+            except Exception as exc:
+                step = getattr(job, "__name__", "job")
+                if redis_group_missing(exc):
+                    # Not recreated here: the subscriber's next read does it, or the commit of the batch in hand
+                    # (which then still writes that batch's outputs, see _commit_without_group).
+                    log.warning("group.missing", stage=self.name, step=step, error=str(exc))
+                elif is_transient(exc):
+                    log.warning("dependency.unavailable", stage=self.name, step=step,
+                                error=f"{type(exc).__name__}: {exc}")
+                else:
+                    log.exception("background_job.failed", stage=self.name, job=step)
 
     async def claim_once(self) -> int:
-        """Claim entries other consumers left idle past `claim_idle_ms` (they died or hung) and process them.
+        """The sweep: claim entries idle past `claim_idle_ms` and process them again (a new delivery, counted).
 
-        XPENDING with IDLE, then XCLAIM — not XAUTOCLAIM, which would also "claim" this process's own in-flight
-        entries from itself (a slow batch) and count a delivery that never happened.
+        Other consumers' (they died or hung), and this consumer's own that no batch is working on any more (a
+        batch failed after reading them, a commit Redis refused): without this, those stayed pending for as
+        long as the process lived. XPENDING with IDLE, then XCLAIM — not XAUTOCLAIM, which would also "claim"
+        this process's in-flight entries from itself (a slow batch) and count a delivery that never happened.
         """
         claimed_total = 0
         start = "-"
@@ -824,12 +866,12 @@ class Stage(Generic[In, Out]):
             if not rows:
                 break
             start = "(" + cast(bytes, rows[-1]["message_id"]).decode()
-            theirs = {
-                cast(bytes, row["message_id"]): int(row["times_delivered"])
+            idle = {
+                cast(bytes, row["message_id"]): (int(row["times_delivered"]), _text(row["consumer"]) == self.consumer)
                 for row in rows
-                if cast(bytes, row["consumer"]).decode() != self.consumer
+                if _text(row["consumer"]) != self.consumer or _text(row["message_id"]) not in self._in_flight
             }
-            if theirs:
+            if idle:
                 claimed = cast(
                     list[ClaimedEntry],
                     await self.redis.xclaim(
@@ -837,10 +879,13 @@ class Stage(Generic[In, Out]):
                         self.group,
                         self.consumer,
                         min_idle_time=self.settings.claim_idle_ms,
-                        message_ids=list(theirs),
+                        message_ids=list(idle),
                     ),
                 )
-                claimed_total += await self._process_claimed(claimed, theirs)
+                own = sum(1 for mid, _ in claimed if idle.get(mid, (0, False))[1])
+                claimed_total += await self._process_claimed(
+                    claimed, {mid: times for mid, (times, _) in idle.items()}, own=own
+                )
             if len(rows) < self.settings.batch_size:
                 break
         await self._remove_dead_consumers()
@@ -873,8 +918,13 @@ class Stage(Generic[In, Out]):
             recovered += await self._process_claimed(own, counts)
         return recovered
 
-    async def _process_claimed(self, claimed: Sequence[ClaimedEntry], delivered: dict[bytes, int]) -> int:
-        """Process claimed entries (`delivered` = deliveries before this one); entries deleted meanwhile are acked."""
+    async def _process_claimed(
+        self, claimed: Sequence[ClaimedEntry], delivered: dict[bytes, int], *, own: int = 0
+    ) -> int:
+        """Process claimed entries (`delivered` = deliveries before this one); entries deleted meanwhile are acked.
+
+        `own`: how many were this consumer's own (left behind by a failed batch), for the log line.
+        """
         gone = [mid for mid, fields in claimed if not fields]
         if gone:
             await self.redis.xack(self.input_stream, self.group, *gone)
@@ -889,6 +939,7 @@ class Stage(Generic[In, Out]):
             "entries.claimed",
             stage=self.name,
             count=len(entries),
+            own=own,
             max_deliveries_seen=max(e.deliveries for e in entries),
         )
         await self._dead_letter_exhausted(entries)
@@ -915,15 +966,9 @@ class Stage(Generic[In, Out]):
         dead = [(e, letter) for e, letter in dead if e.msg_id not in skipped]
         if dead:
             await self._retain_dead_letters()
-        self._log_outcomes(
-            [],
-            dead,
-            Stamp(
-                stage=self.name, version="", worker=self.consumer, started_at=_now(), finished_at=_now(), duration_ms=0
-            ),
-            0,
-            len(exhausted),
-        )
+        now = _now()
+        stamp = Stamp(stage=self.name, version="", worker=self.consumer, started_at=now, finished_at=now, duration_ms=0)
+        self._log_outcomes([], dead, stamp, 0, len(exhausted))
 
     async def _remove_dead_consumers(self) -> None:
         """Forget consumers that hold nothing and have been silent a long time (replicas that went away)."""
@@ -955,6 +1000,10 @@ def per_article(step: Callable[[In], Out]) -> Callable[[list[In]], Awaitable[lis
         return outcomes
 
     return process
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _article_id(item: object) -> str | None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from services.ingest.validate import ingest_article, validate_raw_article
 from shared.errors import Rejected, TransientError
@@ -204,15 +205,111 @@ async def test_trim_removes_only_what_every_group_acknowledged(redis: Redis, set
 
 
 async def test_claimer_never_claims_its_own_in_flight_entries(redis: Redis, settings: Settings) -> None:
-    stage = make_stage(settings)
+    release = asyncio.Event()
+    step = per_article(cleaned)
+
+    async def slow(items: list[IngestedArticle]) -> list[CleanedArticle | Rejected]:
+        await release.wait()
+        return await step(items)
+
+    stage = make_stage(settings, slow)
     await ensure_group(redis, stage.input_stream, stage.group)
     await add(redis, stage.input_stream, ingested("a slow batch in hand").to_json())
-    await read_as(redis, stage, stage.consumer)  # this process is (slowly) working on it
+    batch = asyncio.create_task(stage.run(await read_as(redis, stage, stage.consumer)))  # (slowly) working on it
     await asyncio.sleep(0.3)
     assert await stage.claim_once() == 0
     [row] = await redis.xpending_range(stage.input_stream, stage.group, "-", "+", 10)
     assert row["times_delivered"] == 1  # no phantom delivery counted
+    release.set()
+    await batch
+    assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
     await stage.redis.aclose()
+
+
+async def test_sweep_retries_what_a_failed_batch_left_pending_then_dead_letters_it(
+    redis: Redis, settings: Settings
+) -> None:
+    # A live consumer whose batch failed (here: a commit Redis refused, its output key holding another type) holds
+    # its entries; the sweep retries them after the claim idle time, counting each try as a delivery, and
+    # dead-letters them past the cap. Before, they stayed pending for as long as the process lived.
+    stage = make_stage(settings)
+    await ensure_group(redis, stage.input_stream, stage.group)
+    await add(redis, stage.input_stream, ingested("its commit is refused").to_json())
+    entries = await read_as(redis, stage, stage.consumer)
+    await redis.set(stage.output_stream, "not a stream")  # XADD to the output: WRONGTYPE, nothing acknowledged
+    with pytest.raises(ResponseError, match="WRONGTYPE"):
+        await stage.run(entries)
+    for delivery in (2, 3):
+        await asyncio.sleep(0.25)
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await stage.claim_once()
+        [row] = await redis.xpending_range(stage.input_stream, stage.group, "-", "+", 10)
+        assert (row["times_delivered"], row["consumer"]) == (delivery, stage.consumer.encode())
+    assert await redis.xlen(stage.streams.dlq) == 0
+    await asyncio.sleep(0.25)
+    assert await stage.claim_once() == 1  # the 4th delivery is past the cap of 3
+    [(letter, payload)] = await dlq(redis, stage)
+    assert (letter.reason, letter.deliveries) == ("max_deliveries_exceeded", 4) and b"refused" in payload
+    assert (await redis.xpending(stage.input_stream, stage.group))["pending"] == 0
+    await stage.redis.aclose()
+
+
+
+async def test_a_commit_after_the_group_went_writes_its_outputs_and_recreates_the_group(
+    redis: Redis, settings: Settings
+) -> None:
+    stage = make_stage(settings)
+    stream = stage.input_stream
+    await ensure_group(redis, stream, stage.group)
+    await add(redis, stream, ingested("in hand when the group went").to_json())
+    entries = await read_as(redis, stage, stage.consumer)
+    await redis.xgroup_destroy(stream, stage.group)  # an operator, or Redis restarted empty
+    await stage.run(entries)  # nobody else can hold it now: its output is written, not dropped
+    assert await redis.xlen(stage.output_stream) == 1
+    [group] = await redis.xinfo_groups(stream)
+    assert (group["name"], group["last-delivered-id"]) == (stage.group.encode(), b"0-0")  # again at id 0
+    await stage.redis.aclose()
+
+
+async def test_the_subscribers_client_recreates_a_lost_group(
+    redis: Redis, settings: Settings, redis_url: str
+) -> None:
+    from shared.observability.metrics import GROUPS_RECREATED
+    from shared.transport.broker import GroupKeepingRedis
+
+    stream = f"{settings.key_prefix}:raw"
+    client = GroupKeepingRedis.from_url(redis_url)
+    await ensure_group(redis, stream, "ingest")
+    await add(redis, stream, b"{}")
+    assert len((await client.xreadgroup("ingest", "c", {stream: ">"}, count=10))[0][1]) == 1
+    await redis.xgroup_destroy(stream, "ingest")
+    await add(redis, stream, b"{}")  # pushed while no group exists
+    before = GROUPS_RECREATED.labels(stream, "ingest")._value.get()
+    assert await client.xreadgroup("ingest", "c", {stream: ">"}, count=10) == []  # NOGROUP: recreated at 0
+    assert GROUPS_RECREATED.labels(stream, "ingest")._value.get() == before + 1
+    [(_, rows)] = await client.xreadgroup("ingest", "c", {stream: ">"}, count=10)
+    assert len(rows) == 2  # everything still in the stream is read again (each stage is idempotent)
+    await client.aclose()
+
+
+async def test_a_trim_racing_an_acknowledgement_trims_only_what_is_safe(redis: Redis, settings: Settings) -> None:
+    stream = f"{settings.key_prefix}:raced"
+    ids = [await add(redis, stream, b"{}") for _ in range(4)]
+    await ensure_group(redis, stream, "g")
+    rows = await redis.xreadgroup("g", "c", {stream: ">"}, count=2)
+
+    class AcksBetween(Redis):
+        """XINFO GROUPS answers 'two pending'; the stage acknowledges them before the trimmer's XPENDING."""
+
+        async def xinfo_groups(self, name: str) -> list[dict[str, object]]:  # type: ignore[override]
+            groups = await super().xinfo_groups(name)
+            await self.xack(stream, "g", *[mid for mid, _ in rows[0][1]])
+            return groups  # type: ignore[no-any-return]
+
+    racing = AcksBetween.from_url(settings.redis_url)
+    assert await trim_acknowledged(racing, stream) == 2  # was: AttributeError on the empty XPENDING summary
+    assert [mid.decode() for mid, _ in await redis.xrange(stream)] == ids[2:]
+    await racing.aclose()
 
 
 async def test_a_restarted_consumer_recovers_what_it_held_before(redis: Redis, settings: Settings) -> None:

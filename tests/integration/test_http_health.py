@@ -48,19 +48,35 @@ def test_readyz_follows_redis_and_healthz_does_not(
     assert service.process is not None and service.process.poll() is None, "the service survived the outage"
 
 
-def test_readyz_is_503_while_the_group_is_missing(
+def test_readiness_is_false_while_the_group_is_missing_and_the_stage_creates_it_again(
     redis_url: str, key_prefix: str, service_env: dict[str, str], start_service: Callable[..., ServiceProcess]
 ) -> None:
+    import asyncio
+
     import redis
+    from redis.asyncio import Redis
+
+    from shared.observability.health import readiness
+
+    async def ready_without_a_stage() -> tuple[bool, str]:
+        client = Redis.from_url(redis_url)
+        try:
+            await client.xadd(f"{key_prefix}:raw", {"data": b"{}"})
+            return await readiness(client, f"{key_prefix}:raw", "ingest")
+        finally:
+            await client.aclose()
+
+    assert asyncio.run(ready_without_a_stage()) == (False, f"group ingest does not exist on {key_prefix}:raw")
 
     # On a port of its own: a port merely found free may be another process's by the time the service binds it,
     # and this test would then read that process's /readyz (start_service retries on the service's bind failure).
-    base = start_service("ingest", http=True).base_url
+    service = start_service("ingest", http=True)
+    base = service.base_url
     assert httpx.get(f"{base}/readyz").status_code == 200
-    redis.Redis.from_url(redis_url).xgroup_destroy(f"{key_prefix}:raw", "ingest")
-    response = httpx.get(f"{base}/readyz")
-    assert response.status_code == 503
-    assert "group ingest does not exist" in response.json()["reason"]
+    redis.Redis.from_url(redis_url).xgroup_destroy(f"{key_prefix}:raw", "ingest")  # an operator, or a lost Redis
+    wait_for(lambda: '"group_recreated"' in service.output(), timeout=20, what="the group created again")
+    assert httpx.get(f"{base}/readyz").status_code == 200
+    assert service.process is not None and service.process.poll() is None
 
 
 def test_sigterm_stops_the_http_server_with_the_service(
