@@ -1,4 +1,8 @@
-"""`newsflow status`: the streams, their groups and consumers, the DLQ and the last minute's throughput."""
+"""`newsflow status`: the streams, their groups and consumers, the DLQ, the last minute's throughput, and a verdict.
+
+The verdict is not ok (exit status 1) when a stage's group is missing, a stage has a backlog and no live consumer,
+entries are pending past the claim time, or dead letters arrived in the last window — each named per stage.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,17 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from shared.observability.status import COUNT_CAP, PipelineStatus, collect_status, format_age
+from shared.observability.status import (
+    COUNT_CAP,
+    DEFAULT_DLQ_WINDOW_S,
+    PipelineStatus,
+    collect_status,
+    format_age,
+)
 from shared.settings import get_settings, redact_url
 from shared.streams import names
 
-EXIT_STUCK = 1
+EXIT_NOT_OK = 1
 EXIT_UNREACHABLE = 2
 
 # Off a terminal (cron, CI logs) rich would wrap at 80 columns; the tables need more.
@@ -85,14 +95,16 @@ def render_status(status: PipelineStatus) -> Group:
             Text(f"{source.pages_failed:,}", style="red" if source.pages_failed else ""),
             f"{source.pages_skipped:,}", error or "",
         )
-    if status.stuck_groups:
-        verdict = Text(
-            f"STUCK: {', '.join(f'{s}/{g}' for s, g in status.stuck_groups)} hold entries pending for more than "
-            f"{status.stuck_after_s:g}s",
-            style="bold red",
-        )
+    if status.problems:
+        verdict = Text("NOT OK:", style="bold red")
+        for problem in status.problems:
+            verdict.append(f"\n  {problem.stage}: {problem.reason.replace('_', ' ')}: {problem.detail}", style="red")
     else:
-        verdict = Text(f"ok: nothing pending for more than {status.stuck_after_s:g}s", style="green")
+        verdict = Text(
+            f"ok: every stage's group read by a live consumer, nothing pending for more than "
+            f"{status.stuck_after_s:g}s, no dead letters in the last {status.dlq_window_s:g}s",
+            style="green",
+        )
     failing = Text(
         f"failing sources: {', '.join(s.url for s in status.failing_sources)}" if status.failing_sources else "",
         style="bold red",
@@ -102,10 +114,12 @@ def render_status(status: PipelineStatus) -> Group:
     return Group(streams, consumers, dlq_summary, dlq, sources, failing, verdict)
 
 
-async def _snapshot(redis_url: str, stuck_after_s: float) -> PipelineStatus:
+async def _snapshot(redis_url: str, stuck_after_s: float, live_within_s: float, dlq_window_s: float) -> PipelineStatus:
     redis = Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        return await collect_status(redis, names(), stuck_after_s=stuck_after_s)
+        return await collect_status(
+            redis, names(), stuck_after_s=stuck_after_s, live_within_s=live_within_s, dlq_window_s=dlq_window_s
+        )
     finally:
         await redis.aclose()
 
@@ -114,17 +128,35 @@ def status(
     watch: Annotated[bool, typer.Option("--watch", "-w", help="refresh until Ctrl-C")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON document (per refresh with --watch)")] = False,
     stuck_after: Annotated[
+        float | None,
+        typer.Option(
+            "--stuck-after",
+            min=0.001,
+            help="an entry pending longer is stuck (seconds; default twice NEWSFLOW_CLAIM_IDLE_MS: past it, no "
+            "live consumer claimed it)",
+        ),
+    ] = None,
+    dlq_window: Annotated[
         float,
-        typer.Option("--stuck-after", min=0.001, help="a group is stuck when an entry is pending longer (seconds)"),
-    ] = 300.0,
+        typer.Option(
+            "--dlq-window", min=0, help="dead letters newer than this make the verdict not ok (seconds; 0: never)"
+        ),
+    ] = DEFAULT_DLQ_WINDOW_S,
     interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes with --watch")] = 2.0,
 ) -> None:
-    """Streams, groups, consumers, DLQ and throughput; exit 1 when a group is stuck, 2 when Redis is unreachable."""
-    redis_url = get_settings().redis_url
+    """Streams, groups, consumers, DLQ and throughput; exit 1 when something is not ok, 2 when Redis is unreachable.
+
+    Not ok: a stage's group is missing, a stage has a backlog and no live consumer (none read within
+    NEWSFLOW_CLAIM_IDLE_MS), entries are pending past --stuck-after, or dead letters arrived within --dlq-window.
+    """
+    settings = get_settings()
+    redis_url = settings.redis_url
+    claim_idle_s = settings.claim_idle_ms / 1000
+    stuck_after_s = stuck_after if stuck_after is not None else 2 * claim_idle_s
 
     def take() -> PipelineStatus:
         try:
-            return asyncio.run(_snapshot(redis_url, stuck_after))
+            return asyncio.run(_snapshot(redis_url, stuck_after_s, claim_idle_s, dlq_window))
         except (RedisError, OSError) as exc:
             err.print(f"[red]cannot read Redis at {redact_url(redis_url)}: {type(exc).__name__}: {escape(str(exc))}")
             raise typer.Exit(EXIT_UNREACHABLE) from exc
@@ -138,7 +170,7 @@ def status(
             emit_json(snapshot)
         else:
             out.print(render_status(snapshot))
-        raise typer.Exit(EXIT_STUCK if snapshot.stuck_groups else 0)
+        raise typer.Exit(0 if snapshot.ok else EXIT_NOT_OK)
     try:
         if as_json:
             while True:
@@ -152,4 +184,4 @@ def status(
                 live.update(render_status(snapshot), refresh=True)
     except KeyboardInterrupt:
         pass
-    raise typer.Exit(EXIT_STUCK if snapshot.stuck_groups else 0)
+    raise typer.Exit(0 if snapshot.ok else EXIT_NOT_OK)

@@ -1,4 +1,8 @@
-"""A snapshot of the pipeline's streams: lengths, group lag and pending, consumers, stuck entries, DLQ, throughput."""
+"""A snapshot of the pipeline's streams: lengths, group lag and pending, consumers, stuck entries, DLQ, throughput.
+
+And a verdict that tells the truth (`problems`, `ok`): per stage, a group that is missing, a backlog that no live
+consumer reads, entries pending past the claim time; dead letters that arrived in the last window.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from shared.observability.sources import SourceState, read_source_states
-from shared.streams import StreamNames
-from shared.transport.dlq import counts_by_reason
+from shared.streams import SERVICES, StreamNames, group_of
+from shared.transport.dlq import counts_by_reason, iter_headers
 
 THROUGHPUT_WINDOW_MS = 60_000
 # Counting entries by XRANGE stops here: past it the figure is shown as "at least".
@@ -20,6 +24,9 @@ PAGE = 1_000
 # Counting reads whole entries (see count_entries): one entry first, then pages of about this many bytes.
 FIRST_PAGE = 1
 PAGE_BYTES = 2_000_000
+# Dead letters that arrived within this window make the verdict "not ok" (newsflow status --dlq-window).
+DEFAULT_DLQ_WINDOW_S = 300.0
+DLQ_WINDOW_CAP = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,7 @@ class GroupStatus:
     """One consumer group on a stream."""
 
     name: str
-    # Entries not yet delivered to the group (None when Redis cannot tell, e.g. after XDEL inside the range).
+    # Entries not yet delivered to the group (counted after its last delivered id when Redis cannot tell).
     lag: int | None
     pending: int
     # Age (since it was added to the stream) of the oldest entry delivered but not acknowledged.
@@ -56,6 +63,23 @@ class StreamStatus:
     length: int
     last_minute: int
     groups: list[GroupStatus] = field(default_factory=list)
+    # Set when the key is not a stream at all (an operator wrote another type under its name).
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One reason the pipeline is not ok, for one stage (or the DLQ)."""
+
+    stage: str
+    # group_missing | stream_unreadable | no_live_consumer | pending_past_claim | dlq_grew
+    reason: str
+    detail: str
+    stream: str | None = None
+    group: str | None = None
+    waiting: int | None = None  # no_live_consumer: entries not yet delivered
+    entries: int | None = None  # pending_past_claim: entries pending past the threshold
+    count: int | None = None  # dlq_grew: dead letters in the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +94,16 @@ class PipelineStatus:
     dlq_by_reason: dict[str, dict[str, int]]
     # The fetch stage's sources (feeds and sitemaps) and how their polls and pages are going.
     sources: list[SourceState] = field(default_factory=list)
+    # A consumer is live when it read within this long (the claim idle time: past it, claimers count it dead).
+    live_within_s: float = 0.0
+    # Dead letters that arrived in the last `dlq_window_s` make the verdict "not ok".
+    dlq_window_s: float = DEFAULT_DLQ_WINDOW_S
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Nothing to report: every stage's group exists and is read, nothing is stuck, no new dead letters."""
+        return not self.problems
 
     @property
     def failing_sources(self) -> list[SourceState]:
@@ -86,7 +120,7 @@ class PipelineStatus:
         data = asdict(self)
         data["sources"] = [source.to_dict() for source in self.sources]
         data["stuck_groups"] = [{"stream": s, "group": g} for s, g in self.stuck_groups]
-        data["ok"] = not self.stuck_groups
+        data["ok"] = self.ok
         return data
 
 
@@ -138,8 +172,9 @@ async def group_status(
     name = _text(info["name"])
     pending = int(info["pending"])
     lag = info.get("lag")
-    if lag is None and "lag" not in info:
-        # Redis < 7 has no lag field: count what lies after the group's last delivered id.
+    if lag is None:
+        # Redis < 7 has no lag field, and 7 cannot always tell (entries deleted in the range, a group recreated):
+        # count what lies after the group's last delivered id.
         lag = await count_entries(redis, stream, "(" + _text(info["last-delivered-id"]))
     oldest_age: float | None = None
     stuck = 0
@@ -169,7 +204,13 @@ async def group_status(
 async def stream_status(redis: Redis, stream: str, *, stuck_after_s: float, now_ms: int | None = None) -> StreamStatus:
     """Status of one stream and all its groups (an absent stream is empty, with no groups)."""
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
-    length = int(await redis.xlen(stream))
+    try:
+        length = int(await redis.xlen(stream))
+    except ResponseError as exc:
+        if "WRONGTYPE" not in str(exc):
+            raise
+        kind = _text(await redis.type(stream))
+        return StreamStatus(name=stream, length=0, last_minute=0, error=f"the key holds a {kind}, not a stream")
     try:
         infos = await redis.xinfo_groups(stream)
     except ResponseError as exc:
@@ -181,16 +222,90 @@ async def stream_status(redis: Redis, stream: str, *, stuck_after_s: float, now_
     return StreamStatus(name=stream, length=length, last_minute=last_minute, groups=groups)
 
 
+async def recent_dead_letters(
+    redis: Redis, streams: StreamNames, since_ms: int, cap: int = DLQ_WINDOW_CAP
+) -> dict[str, int]:
+    """stage -> dead letters added since `since_ms` (headers only: the payloads stay in their own keys)."""
+    counts: dict[str, int] = {}
+    seen = 0
+    async for header in iter_headers(redis, streams, start=str(since_ms)):
+        counts[header.letter.stage] = counts.get(header.letter.stage, 0) + 1
+        seen += 1
+        if seen >= cap:
+            break
+    return counts
+
+
+def find_problems(
+    streams: StreamNames,
+    snapshot: list[StreamStatus],
+    *,
+    live_within_s: float,
+    stuck_after_s: float,
+    dlq_window_s: float,
+    recent_letters: dict[str, int],
+) -> list[Problem]:
+    """Why the pipeline is not ok, stage by stage (see the module docstring); empty when it is."""
+    by_name = {s.name: s for s in snapshot}
+    problems: list[Problem] = []
+    for stage in SERVICES:
+        stream = streams.input_of(stage)
+        found = by_name.get(stream) or StreamStatus(name=stream, length=0, last_minute=0)
+        group = next((g for g in found.groups if g.name == group_of(stage)), None)
+        if found.error is not None:
+            problems.append(Problem(stage, "stream_unreadable", f"{stream}: {found.error}; the stage cannot read "
+                                    "it (delete the key, and the stage creates the stream again at start)",
+                                    stream=stream, group=group_of(stage)))
+            continue
+        if group is None:
+            if stage == "fetch" and not found.groups and not found.length:
+                continue  # no feeds followed here: fetch is optional, the four stages are not
+            problems.append(Problem(stage, "group_missing", f"group {group_of(stage)} does not exist on {stream}: "
+                                    "the stage never started here, or Redis lost it (restarted empty, key deleted)",
+                                    stream=stream, group=group_of(stage)))
+            continue
+        live = [c for c in group.consumers if c.idle_s <= live_within_s]
+        if group.lag and not live:
+            last = min((c.idle_s for c in group.consumers), default=None)
+            problems.append(Problem(
+                stage, "no_live_consumer",
+                f"{group.lag:,} entries waiting and no live consumer (none read in the last {live_within_s:g}s"
+                + (f"; the last read {format_age(last)} ago)" if last is not None else "; no consumer at all)"),
+                stream=stream, group=group.name, waiting=group.lag))
+        if group.stuck:
+            problems.append(Problem(
+                stage, "pending_past_claim",
+                f"{group.stuck_entries:,} entries pending for more than {stuck_after_s:g}s without being claimed "
+                f"(oldest added {format_age(group.oldest_pending_age_s)} ago)",
+                stream=stream, group=group.name, entries=group.stuck_entries))
+    for stage, count in sorted(recent_letters.items()):
+        problems.append(Problem(stage, "dlq_grew", f"{count:,} dead letters in the last {dlq_window_s:g}s "
+                                "(newsflow dlq list --stage " + stage + ")", stream=streams.dlq, count=count))
+    return problems
+
+
 async def collect_status(
-    redis: Redis, streams: StreamNames, *, stuck_after_s: float, now_ms: int | None = None
+    redis: Redis,
+    streams: StreamNames,
+    *,
+    stuck_after_s: float,
+    now_ms: int | None = None,
+    live_within_s: float | None = None,
+    dlq_window_s: float = DEFAULT_DLQ_WINDOW_S,
 ) -> PipelineStatus:
-    """A snapshot of every pipeline stream (discovered … published), the DLQ and the fetch stage's sources."""
+    """A snapshot of every pipeline stream (discovered … published), the DLQ and the fetch stage's sources.
+
+    `live_within_s` (default `stuck_after_s`): a consumer that read within it is live. `dlq_window_s`: dead
+    letters newer than this are a problem (0: never).
+    """
     now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    live_within_s = stuck_after_s if live_within_s is None else live_within_s
     names = (*streams.pipeline_streams, streams.published)
     snapshot = [await stream_status(redis, name, stuck_after_s=stuck_after_s, now_ms=now_ms) for name in names]
     by_reason: dict[str, dict[str, int]] = {}
     for (stage, reason), count in sorted((await counts_by_reason(redis, streams)).items()):
         by_reason.setdefault(stage, {})[reason] = count
+    recent = await recent_dead_letters(redis, streams, now_ms - int(dlq_window_s * 1000)) if dlq_window_s else {}
     return PipelineStatus(
         taken_at_ms=now_ms,
         stuck_after_s=stuck_after_s,
@@ -199,4 +314,8 @@ async def collect_status(
         dlq_last_minute=await count_entries(redis, streams.dlq, str(now_ms - THROUGHPUT_WINDOW_MS)),
         dlq_by_reason=by_reason,
         sources=await read_source_states(redis, streams),
+        live_within_s=live_within_s,
+        dlq_window_s=dlq_window_s,
+        problems=find_problems(streams, snapshot, live_within_s=live_within_s, stuck_after_s=stuck_after_s,
+                               dlq_window_s=dlq_window_s, recent_letters=recent),
     )

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 import redis
 
@@ -253,7 +254,12 @@ def test_services_and_cli_work_over_tls(
         text=True,
         timeout=60,
     )
-    assert status.returncode == 0, status.stderr
+    # Read over TLS: only ingest runs here, so the verdict names the other stages' missing groups (exit 1).
+    document = orjson.loads(status.stdout)
+    assert status.returncode == 1, status.stderr
+    assert {(p["stage"], p["reason"]) for p in document["problems"]} == {
+        (stage, "group_missing") for stage in ("clean", "enrich", "publish")
+    }
     ingest.stop()
     password = tls_redis_url.split("@")[0].rsplit(":", 1)[1]
     assert password not in ingest.output() + status.stdout + status.stderr
