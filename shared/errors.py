@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
@@ -48,13 +50,25 @@ class ConfigurationError(RuntimeError):
 _REDIS_TRANSIENT_CODES = frozenset({"MISCONF", "NOREPLICAS", "BUSY", "UNBLOCKED"})
 
 
+# redis-py rewrites an error raised in a pipeline: `Command # 3 (EVALSHA …) of pipeline caused error: ('MISCONF …',)`.
+_PIPELINE_ERROR = re.compile(r"^Command # \d+ \(.*?\) of pipeline caused error: \(?['\"]?", re.DOTALL)
+
+
+def redis_error_code(exc: BaseException) -> str | None:
+    """The code a Redis error reply starts with (`MISCONF`, `NOGROUP`, …), also when raised from a pipeline."""
+    if not isinstance(exc, ResponseError):
+        return None
+    message = _PIPELINE_ERROR.sub("", str(exc), count=1)
+    return message.split(" ", 1)[0] or None
+
+
 def redis_refuses_for_now(exc: BaseException) -> bool:
     """True for a Redis error reply that a later retry can get past (OOM, READONLY, MISCONF, LOADING, …)."""
     if isinstance(exc, OutOfMemoryError | ReadOnlyError | BusyLoadingError | TryAgainError | ClusterDownError):
         return True
-    return isinstance(exc, ResponseError) and str(exc).split(" ", 1)[0] in _REDIS_TRANSIENT_CODES
+    return redis_error_code(exc) in _REDIS_TRANSIENT_CODES
 
 
 def redis_group_missing(exc: BaseException) -> bool:
     """True for NOGROUP: the stream or its consumer group is gone (Redis restarted empty, a key deleted)."""
-    return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")
+    return redis_error_code(exc) == "NOGROUP"

@@ -58,3 +58,14 @@ def test_outages_stay_transient() -> None:
     assert is_transient(TransientError("storage is down"))
     assert is_transient(RedisConnectionError("Connection refused"))
     assert not is_transient(ValueError("a bug on this input"))
+
+
+def test_a_refusal_raised_from_a_pipeline_is_recognised() -> None:
+    # redis-py rewrites the message of an error raised inside a pipeline (enrich's index runs its scripts in one).
+    for line in ("MISCONF Redis is configured to save RDB snapshots", "NOREPLICAS Not enough good replicas"):
+        error = reply(line)
+        error.args = (f"Command # 3 (EVALSHA abc 4 k1 k2) of pipeline caused error: {error.args!r}",)
+        assert redis_refuses_for_now(error), str(error)
+    nogroup = reply("NOGROUP No such key 'newsflow:raw' or consumer group 'ingest'")
+    nogroup.args = (f"Command # 1 (XPENDING newsflow:raw ingest) of pipeline caused error: {nogroup.args!r}",)
+    assert redis_group_missing(nogroup)
