@@ -70,14 +70,17 @@ def test_status_names_a_dead_stage_with_a_backlog_and_a_missing_group(fault_pipe
     pipeline.assert_promise([*first, *backlog])
 
 
-def test_status_names_a_hung_stage_and_dead_letters_in_its_window(fault_pipeline: Callable[..., Pipeline]) -> None:
+def test_status_names_a_hung_stage_entries_past_the_claim_time_and_new_dead_letters(
+    fault_pipeline: Callable[..., Pipeline],
+) -> None:
     pipeline = fault_pipeline()
     warm = pipeline.push([fault_article(n, "warm") for n in range(5)])
     pipeline.settle(warm, timeout=60)
+
+    # 1. enrich hangs (SIGSTOP): it holds what it read and answers nothing.
     enrich = pipeline.services["enrich"]
     assert enrich.process is not None
-
-    enrich.process.send_signal(signal.SIGSTOP)  # hung: it holds what it read and answers nothing
+    enrich.process.send_signal(signal.SIGSTOP)
     try:
         held = pipeline.push([fault_article(n, "held") for n in range(10)])
         hung = wait_status(pipeline, lambda run: "no_live_consumer" in run.reasons("enrich"))
@@ -86,30 +89,26 @@ def test_status_names_a_hung_stage_and_dead_letters_in_its_window(fault_pipeline
     pipeline.settle(held, timeout=60)
     wait_status(pipeline, healthy)
 
+    # 2. ingest's only replica read two entries and died without acknowledging them (no replica to claim them).
+    pipeline.stop("ingest")
+    stuck = pipeline.push([fault_article(n, "stuck") for n in range(4)])
+    pipeline.client().xreadgroup("ingest", "crashed-replica", {pipeline.streams.raw: ">"}, count=2)
+    past = wait_status(pipeline, lambda run: "pending_past_claim" in run.reasons("ingest"))
+    [problem] = [p for p in past.problems if p["reason"] == "pending_past_claim"]
+    pipeline.start("ingest")  # a live replica claims them
+    pipeline.settle(stuck, timeout=60)
+    wait_status(pipeline, healthy)
+
+    # 3. Dead letters arrive: not ok while they are within the window, ok again after it.
     bad = pipeline.push([{"id": f"bad-{n}", "text": "x", "html": "<p>x</p>"} for n in range(3)])
     grew = wait_status(pipeline, lambda run: "dlq_grew" in run.reasons("ingest"), "--dlq-window", "6")
     [letters] = [p for p in grew.problems if p["reason"] == "dlq_grew"]
     quiet = wait_status(pipeline, healthy, "--dlq-window", "6", timeout=30)
-    report("status_hung_stage_and_dlq_window", hung=(hung.code, sorted(hung.reasons())),
-           dlq_grew=(grew.code, letters["count"]), after_window=(quiet.code, quiet.data["ok"]))
+    report("status_hung_pending_past_claim_dlq_window", hung=(hung.code, sorted(hung.reasons())),
+           pending_past_claim=(past.code, problem["entries"]), dlq_grew=(grew.code, letters["count"]),
+           after_window=(quiet.code, quiet.data["ok"]))
     assert hung.code == 1 and hung.data["ok"] is False
+    assert (past.code, problem["entries"], problem["group"]) == (1, 2, "ingest")
     assert letters["stage"] == "ingest" and letters["count"] == 3
-    accounting = pipeline.assert_promise([*warm, *held, *bad])
-    assert {key: reasons for key, reasons in accounting.dead.items()} == {k: ["both_text_and_html"] for k in bad}
-
-
-def test_status_names_entries_pending_past_the_claim_time(fault_pipeline: Callable[..., Pipeline]) -> None:
-    # No stage running for ingest's group, one consumer that read and never acknowledged: stuck, and named so.
-    pipeline = fault_pipeline(stages=["clean", "enrich", "publish"])
-    client = pipeline.client()
-    client.xgroup_create(pipeline.streams.raw, "ingest", id="0", mkstream=True)
-    pushed = pipeline.push([fault_article(n, "stuck") for n in range(4)])
-    client.xreadgroup("ingest", "crashed-replica", {pipeline.streams.raw: ">"}, count=2)
-    stuck = wait_status(pipeline, lambda run: "pending_past_claim" in run.reasons("ingest"))
-    [problem] = [p for p in stuck.problems if p["reason"] == "pending_past_claim"]
-    pipeline.start("ingest")  # a live replica claims them
-    pipeline.settle(pushed, timeout=60)
-    after = wait_status(pipeline, healthy)
-    report("status_pending_past_claim", stuck=(stuck.code, problem["entries"]), after=(after.code, after.data["ok"]))
-    assert (stuck.code, problem["entries"], problem["group"]) == (1, 2, "ingest")
-    pipeline.assert_promise(pushed)
+    accounting = pipeline.assert_promise([*warm, *held, *stuck, *bad])
+    assert accounting.dead == {k: ["both_text_and_html"] for k in bad}
