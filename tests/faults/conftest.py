@@ -34,7 +34,7 @@ from shared.settings import Settings
 from shared.storage import open_storage
 from shared.streams import STAGES, names
 from tests.conftest import ROOT, ServiceProcess, wait_for
-from tests.servers import RedisServer, free_port
+from tests.servers import RedisServer
 
 # Short claim and sweep times keep each fault test to seconds; the promise is checked against these.
 FAULT_ENV = {
@@ -169,10 +169,9 @@ class Pipeline:
         return redis.Redis.from_url(self.redis_url, socket_timeout=10, **kwargs)
 
     def start(self, stage: str, extra_env: Mapping[str, str] | None = None) -> ServiceProcess:
-        """Start (or start again) one stage; its HTTP side on a port of its own."""
-        port = self.ports.setdefault(stage, free_port())
-        env = {**self.env, "NEWSFLOW_HTTP_PORT": str(port), **(extra_env or {})}
-        service = self.start_service(stage, env)
+        """Start (or start again) one stage; its HTTP side on a port of its own (for /metrics)."""
+        service = self.start_service(stage, {**self.env, **(extra_env or {})}, http=True)
+        self.ports[stage] = int(service.env["NEWSFLOW_HTTP_PORT"])
         self.services[stage] = service
         self.history.append(service)
         return service
@@ -269,6 +268,28 @@ class Pipeline:
         """Until no group holds an entry pending (claim idle + margin, by default)."""
         limit = timeout if timeout is not None else (self.claim_idle_ms + PENDING_MARGIN_MS) / 1000 + 10
         wait_for(lambda: not self.pending(), timeout=limit, interval=0.5, what="nothing pending")
+
+    def diagnose(self) -> dict[str, Any]:
+        """Where things stand, for a failure message: each stream's length, its groups' lag, pending, consumers."""
+        client = self.client()
+        found: dict[str, Any] = {}
+        for stream in (*self.streams.pipeline_streams, self.streams.published, self.streams.dlq):
+            try:
+                groups = client.xinfo_groups(stream)
+            except redis.ResponseError as exc:
+                found[stream] = str(exc)
+                continue
+            found[stream] = {
+                "length": client.xlen(stream),
+                "groups": {
+                    g["name"].decode(): {"lag": g.get("lag"), "pending": g["pending"],
+                                         "consumers": {c["name"].decode(): (c["pending"], c["idle"])
+                                                       for c in client.xinfo_consumers(stream, g["name"])}}
+                    for g in groups
+                },
+            }
+        found["alive"] = {f"{s.stage}:{s.process.pid}": s.process.poll() for s in self.history if s.process}
+        return found
 
     def groups(self) -> dict[str, set[str]]:
         """stream -> the consumer groups on it."""
