@@ -26,7 +26,6 @@ from shared.storage.base import (
     ArticleSummary,
     Facets,
     RecordRows,
-    SearchHit,
     Storage,
     UpsertResult,
     dedupe_newest,
@@ -362,30 +361,6 @@ class SQLiteStorage(Storage):
         where, params = filter_clause(filters or ArticleFilters(), "?", _timestamp)
         sql = f"SELECT count(*) FROM articles a {where}"
         return await self._run(lambda connection: int(connection.execute(sql, params).fetchone()[0]))
-
-    async def search(self, query: str, limit: int = 20) -> list[SearchHit]:
-        """FTS5 bm25 ranking, title weighted above body, snippet from the body."""
-        expression = fts5_query(query)
-        if expression is None:
-            return []
-        sql = (
-            "SELECT a.id, a.title, -bm25(articles_fts, 4.0, 1.0) AS score, "
-            f"snippet(articles_fts, 1, '{HIGHLIGHT_START}', '{HIGHLIGHT_END}', '…', 24), "
-            "a.source_domain, a.published_at "
-            "FROM articles_fts JOIN articles a ON a.seq = articles_fts.rowid "
-            "WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts, 4.0, 1.0), a.id LIMIT ?"
-        )
-
-        def read(connection: sqlite3.Connection) -> list[SearchHit]:
-            return [
-                SearchHit(
-                    id=row[0], title=row[1], score=float(row[2]), snippet=row[3], source_domain=row[4],
-                    published_at=_parse_timestamp(row[5]),
-                )
-                for row in connection.execute(sql, (expression, limit))
-            ]
-
-        return await self._run(read)
 
     async def query_articles(
         self,
