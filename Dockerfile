@@ -71,6 +71,8 @@ ENV PATH=/opt/app/bin:/opt/venv/bin:$PATH \
     NEWSFLOW_LOG_FORMAT=json \
     NEWSFLOW_HTTP_HOST=0.0.0.0 \
     NEWSFLOW_HTTP_PORT=8000
+# Marks the image every service runs (not the build stages), so a test run can drop the ones a rebuild replaced.
+LABEL io.newsflow.image=runtime
 WORKDIR /data
 USER newsflow
 EXPOSE 8000

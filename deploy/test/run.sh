@@ -96,4 +96,10 @@ set +e
 NEWSFLOW_COMPOSE_TEST=1 NEWSFLOW_COMPOSE_OVERRIDE=$override "$VENV/bin/pytest" -q -s -p no:cacheprovider --durations=0 tests/compose
 status=$?
 set -e
+# The newsflow images a rebuild replaced (untagged now): dropped, so that the cache does not grow by an image per
+# code change. The build stages' layers stay: they are the cache that makes the next build quick.
+docker image prune --force --filter label=io.newsflow.image=runtime | tail -n 1 | sed 's/^/== test-compose: old images: /' >&2 || true
+# What the run built, for the record (the image every newsflow service runs, and the stand-ins when used).
+docker image ls --format '{{.Repository}}:{{.Tag}} {{.Size}}' | grep -E '^(newsflow|newsflow-stand-in/[a-z]+):' \
+  | while read -r image size; do log "image $image: $size"; done || true
 exit $status
