@@ -47,12 +47,13 @@ _PLAYER_PREFIXES = ("vjs-",)
 _NAME_HINTS = ("hid", "sr-only", "screen", "d-none", "vjs-", "video-js")
 _TRUE = frozenset(("true", "TRUE", "True"))
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
-# The story's container is the deepest element holding at least this share of the located body words.
+# The story's container is the deepest element holding at least this share of the located words of its prose
+# (lines of at least _PROSE_LINE_WORDS words).
 _STORY_SHARE = 0.8
-# Trailing lines shorter than this may be widgets and notices rather than the story's last paragraph.
-_SHORT_LINE_WORDS = 15
-# Never strip more than this share of the body's words: a larger tail means the container was misjudged.
-_MAX_TAIL_SHARE = 0.2
+_PROSE_LINE_WORDS = 15
+# Never strip a tail holding more than this share of the body's words: it would outweigh what is left as the story,
+# so the container was misjudged.
+_MAX_TAIL_SHARE = 0.5
 # Lines above the story outside its container (teasers, decks, bylines) hold at most this share of the words, and
 # none of them is as long as a paragraph of running prose.
 _MAX_HEAD_SHARE = 0.1
@@ -246,7 +247,10 @@ def outside_story_edges(located: Sequence[Sequence[HtmlElement]], paragraphs: Se
     """How many lines at the start and at the end of `paragraphs` sit outside the element that holds the story
     (0 for an edge when unsure)."""
     weights = [count_words(paragraph) for paragraph in paragraphs]
-    story = _story_container(located, weights)
+    # The container is judged by the story's prose: a sidebar of forty teaser headlines after a short story would
+    # otherwise hold enough of the words to pull the container up to the whole page.
+    prose = [weight if weight >= _PROSE_LINE_WORDS else 0 for weight in weights]
+    story = _story_container(located, prose if any(prose) else weights)
     if story is None or len(paragraphs) < 3:
         return 0, 0
     inside = [any(_inside(element, story) for element in elements) for elements in located]
@@ -261,11 +265,10 @@ def trailing_outside_story(located: Sequence[Sequence[HtmlElement]], paragraphs:
 
 
 def _trailing_outside(located: Sequence[Sequence[HtmlElement]], weights: Sequence[int], inside: Sequence[bool]) -> int:
-    # A last line of running prose is the story's own ending; only short trailing lines are suspects.
-    if weights[-1] >= _SHORT_LINE_WORDS:
-        return 0
-    # The tail starts after the last line found inside the story; lines that could not be placed go with their
-    # neighbours, but at least one tail line must have been placed outside.
+    # Everything after the story's container goes (teaser columns, comment policies, copyright notices, the next
+    # story's lede), prose or not, as long as it does not outweigh the story. The tail starts after the last line
+    # found inside the story; lines that could not be placed go with their neighbours, but at least one tail line
+    # must have been placed outside.
     cut = len(weights)
     while cut > 0 and not inside[cut - 1]:
         cut -= 1

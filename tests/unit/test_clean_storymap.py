@@ -120,12 +120,11 @@ def test_a_short_last_line_inside_the_story_container_stays() -> None:
     assert judged(page(inside=closing), lines) == (set(), 0)
 
 
-def test_a_long_tail_outside_the_story_is_left_alone() -> None:
-    # More than a fifth of the words outside the container means the container was misjudged, not a widget.
-    after = "".join(f"<p>{paragraph} Again.</p>" for paragraph in STORY[:2])
-    lines = [*STORY, *(f"{paragraph} Again." for paragraph in STORY[:2]), "A last short line here"]
-    html = page(after=after + "<p>A last short line here</p>")
-    assert judged(html, lines)[1] == 0
+def test_a_tail_outweighing_the_story_is_left_alone() -> None:
+    # More words after the container than in it means the container was misjudged, not furniture.
+    teasers = [f"Harbour town number {n} opens a new museum of ferries" for n in range(1, 21)]
+    after = '<div class="more">' + "".join(f"<p>{teaser}</p>" for teaser in teasers) + "</div>"
+    assert judged(page(after=after), [*STORY, *teasers])[1] == 0
 
 
 def test_a_hidden_copy_of_a_visible_paragraph_keeps_it() -> None:
@@ -332,3 +331,17 @@ def test_a_last_paragraph_citing_one_policy_page_is_the_story() -> None:
     )
     line = "The operator said its updated privacy policy explains how passenger lists are kept."
     assert widgets(page(inside=f"<p>{ending}</p>"), [*STORY, line]) == 0
+
+
+def test_notices_and_the_next_story_after_the_container_are_cut_however_long() -> None:
+    # Old layouts put a column of teasers with their ledes, or a long copyright notice, after the story.
+    notice = (
+        "All content Copyright 2000 - 2008 WorldNow and the Coast Gazette. All Rights Reserved. For more "
+        "information on this site, please read our Privacy Policy and Terms of Service."
+    )
+    lede = "Ferry fares will rise by four per cent from June, the operator told passengers on its website today."
+    after = f'<div class="column"><h3>More news</h3><p>{lede}</p></div><div class="legal"><p>{notice}</p></div>'
+    lines = [*LONGER_STORY, "More news", lede, notice]
+    assert judged(page(after=after, story=LONGER_STORY), lines) == (set(), 3)
+    # The story's own long last paragraph, inside the container, stays.
+    assert judged(page(inside=f"<p>{lede}</p>", story=LONGER_STORY), [*LONGER_STORY, lede]) == (set(), 0)
