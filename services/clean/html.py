@@ -14,7 +14,7 @@ from htmldate import find_date
 from lxml.html import HtmlElement
 
 from services.clean.contenttype import PageSignals
-from services.clean.ensemble import head_lines, readability_lines, unconfirmed_lines
+from services.clean.ensemble import agreement, head_lines, readability_lines, unconfirmed_lines
 from services.clean.htmlmeta import PageMeta, read_page_meta
 from services.clean.htmlparse import PageParts, close_unclosed_title, parse_html, strip_inert_elements, walk_page
 from services.clean.htmltext import html_to_text
@@ -155,6 +155,9 @@ def extract_html(html: str, *, url: str | None = None, tuning: HtmlTuning = DEFA
 
 
 _RESCUE_LENGTH_FACTOR = 2
+# The two passes found different parts of one story when less than this share of the full pass's text is in the
+# fast pass's.
+_SPLIT_STORY_SHARED = 0.2
 _TITLE_WORD = re.compile(r"\w{4,}")
 # The story's opening words that are searched for the headline's words.
 _OPENING_WORDS = 300
@@ -194,6 +197,14 @@ def _rescue(html: str, url: str | None, result: HtmlExtraction, tuning: HtmlTuni
     ):
         result.paragraphs, result.dropped = second.paragraphs, second.dropped
         result.extractor = "trafilatura-full"
+    elif words < tuning.rescue_short_words and longer and not off_topic and (
+        agreement(second.paragraphs, result.paragraphs) < _SPLIT_STORY_SHARED
+    ):
+        # A story printed in two blocks (the lede above a photo or an ad, the rest below): the fast pass found the
+        # first, the full pass the larger second, and they share almost nothing; together they are the story.
+        result.paragraphs = [*result.paragraphs, *second.paragraphs]
+        result.dropped.update(second.dropped)
+        result.extractor = "trafilatura+full"
 
 
 def _extract_story(html: str, url: str | None, result: HtmlExtraction, tuning: HtmlTuning) -> _ParsedPage | None:

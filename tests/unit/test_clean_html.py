@@ -395,3 +395,43 @@ def test_title_overlap_is_the_share_of_headline_words_in_the_opening() -> None:
     assert title_overlap("Council approves harbour plan", ["The council approved the harbour plan today."]) == 0.75
     assert title_overlap("Harbour plan", ["The harbour plan was approved."]) == 1.0
     assert title_overlap("Vote", ["Anything at all."]) is None
+
+
+SPLIT_LEDE = [
+    "Harbridge beat Castleford 2-1 on Tuesday night and reached the final of the northern cup for the first time, "
+    "after a late goal from the substitute Dan Moss.",
+    "The home side will play Eastwick for the title on Saturday. Eastwick beat Millbrook 4-3 after extra time on "
+    "Monday.",
+    "The final has been played at the county ground in each of its four editions, but Harbridge had never made it.",
+]
+SPLIT_REST = [
+    f"{who} {what}, and the crowd of {n},412 at the county ground {how}, the club said after the match on Tuesday."
+    for who, what, n, how in [
+        ("The visiting keeper", "saved a penalty in the first half", 12, "rose to applaud him"),
+        ("The home captain", "hit the post twice before the break", 11, "groaned both times"),
+        ("Moss", "came on with twenty minutes left", 10, "chanted his name"),
+        ("The referee", "booked four players in a scrappy second half", 9, "booed him off"),
+        ("The visiting manager", "said his side had run out of legs", 8, "had thinned by then"),
+        ("The home coach", "praised the fitness of his squad", 7, "stayed to the end"),
+        ("The winning goal", "came from a corner in the 88th minute", 6, "was on its feet"),
+        ("The visitors", "had won both league meetings this season", 5, "expected a third"),
+        ("The showpiece", "will be shown live on regional television", 4, "will be larger"),
+        ("Tickets", "go on sale to members on Wednesday morning", 3, "queued overnight"),
+    ]
+]
+
+
+def test_a_story_printed_in_two_blocks_is_kept_whole() -> None:
+    # The lede above a gallery and the rest below the ad towers, each in its own articleBody: trafilatura's fast
+    # pass finds the first block and its full pass the second; neither is the story alone.
+    lede = "".join(f'<p class="text">{p}</p>' for p in SPLIT_LEDE)
+    rest = "".join(f'<p class="text">{p}</p>' for p in SPLIT_REST)
+    html = f"""<html><head><title>Harbridge edge Castleford to reach cup final</title></head><body>
+<div class="page"><div class="col-main"><h1>Harbridge edge Castleford to reach cup final</h1>
+<div class="gallery"><img src="a.jpg" alt="photo"></div>
+<div itemprop="articleBody" class="article">{lede}</div></div>
+<div class="towers"><div class="ad" id="sky1"></div><div class="ad" id="sky2"></div></div>
+<div class="col-main content-full-article"><div itemprop="articleBody" class="article">{rest}</div></div>
+</div></body></html>"""
+    paragraphs = extract_html(html).paragraphs
+    assert paragraphs == [*SPLIT_LEDE, *SPLIT_REST]
