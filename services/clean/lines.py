@@ -277,12 +277,23 @@ _MONTH_NUMBERS = {
 MODULE_HEADING = re.compile(
     # "More on this story", "More from the Guardian", "More games news"; not a headline ("More weapons stolen").
     r"^(?:related(?:\s+\w+)?|more\s+(?:from|on|in|about|like\s+this|of\s+(?:our|the|this)|to\s+(?:read|explore)|"
-    r"stories|articles|videos|news|(?:[\w’'-]+\s+){1,2}(?:news|stories|articles|videos|coverage))(?:\s+[\w’'-]+){0,4}|"
-    r"other\s+\w+(?:\s+\w+)?|top\s+stories|"
+    r"stories|articles|videos|news|headlines|"
+    r"(?:[\w’'-]+\s+){1,2}(?:news|stories|articles|videos|coverage|headlines))(?:\s+[\w’'-]+){0,4}|"
+    r"other\s+\w+(?:\s+\w+)?|other\s+(?:news|stories|articles|headlines)(?:\s+[\w’'-]+){0,3}|top\s+stories|also\s+on\s+[\w.’'-]+(?:\s+[\w.’'-]+)?|"
+    r"recent\s+(?:[\w’'-]+\s+){0,3}(?:articles|posts|stories|news|entries)|"
+    r"(?:last|latest)\s+\d+\s+(?:posts|articles|stories)(?:\s+by(?:\s+[\w.’'-]+){1,4})?|"
     r"recommended(?:\s+\w+)*|you\s+(?:may|might)\s+(?:also\s+)?(?:like|enjoy)|most\s+(?:read|popular|viewed|shared)|"
     r"trending(?:\s+\w+)?|popular(?:\s+\w+)?|up\s+next|now\s+watching|(?:\d+\s+)?comments?|comentar(?:ios)?|"
     r"kommentare|commentaires|leave\s+a\s+(?:comment|reply)|join\s+the\s+(?:discussion|conversation)|"
-    r"what\s+to\s+read\s+next|read\s+next|further\s+reading|latest\s+(?:news|stories))[\s:.]*$",
+    # Comment sections and blog footers: "Reader views (5)", "What you think...", "{ 2 comments… read them below or
+    # add one }", "12 Responses to “…”", "Trackback Pings", "Older Post".
+    r"(?:reader|readers['’]?|your|user)\s+(?:comments?|views|reactions|responses)(?:\s*\(\d+\))?|"
+    r"what\s+you\s+(?:think|said|say)|have\s+your\s+say|"
+    r"\{?\s*\d+\s+(?:comments?|responses?|replies|thoughts)\b(?:\s+(?:to|on)\b.{1,120}|…?[^.!?]{0,40}\}?)?|"
+    r"track\s?backs?(?:\s+(?:pings|url\b.{0,30}))?|(?:older|newer)\s+posts?|"
+    r"what\s+to\s+read\s+next|read\s+next|further\s+reading|latest\s+(?:news|stories))"
+    # A colon or an ellipsis may follow; one full stop makes it a sentence ("Other countries followed.").
+    r"\s*(?::|\.{2,}|…)?\s*$",
     re.IGNORECASE,
 )
 # Scripts written without spaces between words: a \w+ run there is a phrase, not a word. Chinese and Japanese words

@@ -435,3 +435,34 @@ def test_a_story_printed_in_two_blocks_is_kept_whole() -> None:
 </div></body></html>"""
     paragraphs = extract_html(html).paragraphs
     assert paragraphs == [*SPLIT_LEDE, *SPLIT_REST]
+
+
+@pytest.mark.parametrize(
+    "heading",
+    [
+        "Reader views (5)",
+        "What you think...",
+        "{ 2 comments… read them below or add one }",
+        "12 Responses to “Old tram depot to become a park”",
+        "Trackback Pings",
+        "Older Post",
+        "Also on HuffPost:",
+        "More Headlines",
+        "Other News in Science",
+        "Recent Online Media Daily Articles",
+        "Last 5 posts by Jason Ditz",
+    ],
+)
+def test_comment_sections_and_blog_footers_after_the_story_go(heading: str) -> None:
+    thread = (
+        f"<p>{heading}</p><p>I have lived by that depot for thirty years and never once seen it used, so this "
+        "is good news for all of us.</p><p>Posted by: Brad of Riverside 2:19pm January 12</p>"
+    )
+    body = clean(article_page(extra_body=thread)).body
+    assert body == "\n\n".join(PARAGRAPHS)
+
+
+@pytest.mark.parametrize("line", ["Other countries followed.", "Recent rains flooded the valley.", "More were hurt."])
+def test_a_short_closing_line_that_only_looks_like_a_module_heading_stays(line: str) -> None:
+    body = clean(article_page(extra_body=f"<p>{line}</p>")).body
+    assert body.endswith(line)
