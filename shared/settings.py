@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     max_deliveries: int = Field(default=5, ge=1)
     claim_idle_ms: int = Field(default=30_000, ge=100)
     claim_interval_ms: int = Field(default=5_000, ge=50)
+    # A batch in hand is renewed (kept from other replicas' claimers) for at most this long: past it, a hung handler
+    # or an outage that never ends shows as entries pending past the claim time, and another replica may take them.
+    max_hold_ms: int = Field(default=600_000, ge=1_000)
     # A consumer idle this long with nothing pending is removed from its group.
     dead_consumer_idle_ms: int = Field(default=600_000, ge=1_000)
     trim_interval_s: float = Field(default=60.0, gt=0)

@@ -504,8 +504,16 @@ class Stage(Generic[In, Out]):
     async def _renew_while_held(self, ids: list[str]) -> None:
         """Keep this batch's entries from looking idle to other replicas' claimers while this one works on them."""
         interval_s = self.settings.claim_idle_ms / 3000
+        give_up = time.monotonic() + self.settings.max_hold_ms / 1000
         while True:
             await asyncio.sleep(interval_s)
+            if time.monotonic() >= give_up:
+                # Hung, or waiting on something that stays down: stop hiding it. The entries go idle, `status`
+                # reports them pending past the claim time, and a live replica may claim them (the commit fence
+                # keeps this one from writing them twice should it finish after all).
+                log.error("batch.held_too_long", stage=self.name, entries=len(ids),
+                          held_ms=self.settings.max_hold_ms)
+                return
             redis = self.redis
             if self._renew_held is None:
                 self._renew_held = redis.register_script(RENEW_HELD)

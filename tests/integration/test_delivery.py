@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -412,5 +413,35 @@ async def test_a_slow_batch_on_a_live_replica_is_not_claimed_from_under_it(redis
     assert len(out) == 3 and {o.trace[-1].worker for o in out} == {"a"}
     rows = await redis.xpending_range(a.input_stream, a.group, "-", "+", 10)
     assert rows == []
+    for stage in (a, b):
+        await stage.redis.aclose()
+
+
+async def test_a_batch_held_past_the_hold_limit_is_no_longer_renewed(redis: Redis, settings: Settings) -> None:
+    """A hung handler keeps its entries only for NEWSFLOW_MAX_HOLD_MS; then a live replica may claim them."""
+    release = asyncio.Event()
+    step = per_article(cleaned)
+
+    async def hung(items: list[IngestedArticle]) -> list[CleanedArticle | Rejected]:
+        await release.wait()  # an await that never returns on its own (a dependency that never answers)
+        return await step(items)
+
+    a = Stage("clean", settings.model_copy(update={"consumer": "a", "max_hold_ms": 1_000}),
+              decode=decode_event(IngestedArticle), process=hung)
+    b = make_stage(settings.model_copy(update={"consumer": "b"}))
+    await ensure_group(redis, a.input_stream, a.group)
+    for n in range(3):
+        await add(redis, a.input_stream, ingested(f"hung article {n}").to_json())
+    working = asyncio.create_task(a.run(await read_as(redis, a, "a")))
+    claimed, deadline = 0, time.monotonic() + 10
+    while claimed < 3 and time.monotonic() < deadline:
+        claimed += await b.claim_once()
+        await asyncio.sleep(0.05)
+    assert claimed == 3  # taken once the holder stopped renewing, about a second in, and done by b
+    release.set()
+    await working  # the hung holder finishes late: the fence keeps it from writing them a second time
+    out = [CleanedArticle.model_validate_json(f[b"data"]) for _, f in await redis.xrange(a.output_stream)]
+    assert len(out) == 3 and {o.trace[-1].worker for o in out} == {"b"}
+    assert await redis.xpending_range(a.input_stream, a.group, "-", "+", 10) == []
     for stage in (a, b):
         await stage.redis.aclose()
