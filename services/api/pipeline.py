@@ -22,7 +22,9 @@ class StageRow:
     lag: int | None
     pending: int
     oldest_pending_age_s: float | None
-    per_minute: int
+    # Entries its output stream gained in the last minute; None for fetch, whose output (raw) every producer
+    # pushes to as well, so the stream's growth is not fetch's work.
+    per_minute: int | None
     stuck: bool
     group_exists: bool
 
@@ -44,7 +46,7 @@ def stage_rows(status: PipelineStatus, streams: StreamNames) -> list[StageRow]:
                 lag=group.lag if group else (stream.length if stream else 0),
                 pending=group.pending if group else 0,
                 oldest_pending_age_s=group.oldest_pending_age_s if group else None,
-                per_minute=output.last_minute if output else 0,
+                per_minute=None if stage == "fetch" else output.last_minute if output else 0,
                 stuck=group.stuck if group else False,
                 group_exists=group is not None,
             )

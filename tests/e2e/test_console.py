@@ -175,6 +175,7 @@ def test_pipeline_page_shows_the_fetch_stage(browser: WebDriver, stack: Stack) -
     assert browser.find_elements(By.CSS_SELECTOR, "tbody tr")[0].get_attribute("id") == "stage-fetch"  # first stage
     wait_until(browser, lambda: [cell(browser, "fetch", f) for f in ("consumers", "lag", "pending")] == ["1", "2", "1"],
                what="fetch: 1 consumer, lag 2, 1 pending")
+    assert cell(browser, "fetch", "rate") == "–"  # raw's growth is every producer's, not fetch's
     wait_until(browser, lambda: browser.find_elements(By.CSS_SELECTOR, "#stage-fetch polyline"),
                what="the fetch lag chart has samples")
 
