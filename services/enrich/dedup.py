@@ -183,7 +183,8 @@ def _fmix32(values: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     values = values * np.uint32(0x85EBCA6B)
     values = values ^ (values >> np.uint32(13))
     values = values * np.uint32(0xC2B2AE35)
-    return values ^ (values >> np.uint32(16))
+    mixed: np.ndarray[Any, Any] = values ^ (values >> np.uint32(16))
+    return mixed
 
 
 @dataclass(frozen=True)

@@ -136,9 +136,10 @@ def measure_service(articles: Sequence[CleanedArticle], batch_size: int) -> dict
                 time.sleep(0.05)
             seconds = time.perf_counter() - wall
             peak_mb = _high_water_mb(process.pid)
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = client.xrange(enriched)  # type: ignore[assignment]
             logic = [
                 stamp["duration_ms"]
-                for _, fields in client.xrange(enriched)
+                for _, fields in entries
                 for stamp in orjson.loads(fields[b"data"])["trace"]
                 if stamp["stage"] == "enrich"
             ]

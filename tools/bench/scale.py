@@ -83,11 +83,14 @@ class LevelResult:
     stored: int
     stage_ms: dict[str, float] = field(default_factory=dict)  # per article
     upsert_ms: dict[str, float] = field(default_factory=dict)  # per article, by backend
+    # CPU per article: this process (the client and, for SQLite, the engine) plus PostgreSQL's backends serving it
+    upsert_cpu_ms: dict[str, float] = field(default_factory=dict)
     search_p50_ms: dict[str, float] = field(default_factory=dict)
     search_p95_ms: dict[str, float] = field(default_factory=dict)
     dedup_p50_ms: float = 0.0
     dedup_p95_ms: float = 0.0
     dedup_redis_cpu_ms: float = 0.0  # per article, the Redis server's CPU
+    dedup_cpu_ms: float = 0.0  # per article in batches of 32: this process's CPU plus the Redis server's
     dedup_script_us: float = 0.0  # mean time of one Lua script call in Redis (adding an article)
     index_bytes_per_article: float = 0.0
     published_bytes_per_article: float = 0.0
@@ -123,6 +126,9 @@ class ScaleReport:
         """Every per-article cost at one size, by name (the figures the growth target is about)."""
         costs = {f"stage:{name}": ms for name, ms in level.stage_ms.items()}
         costs |= {f"upsert:{backend}": ms for backend, ms in level.upsert_ms.items()}
+        costs |= {f"upsert_cpu:{backend}": ms for backend, ms in level.upsert_cpu_ms.items()}
+        if level.dedup_cpu_ms:
+            costs["dedup_cpu"] = level.dedup_cpu_ms
         costs["dedup_lookup_p95"] = level.dedup_p95_ms
         costs["dedup_redis_cpu"] = level.dedup_redis_cpu_ms
         costs["index_bytes"] = level.index_bytes_per_article
@@ -270,16 +276,47 @@ def search_queries(corpus: SyntheticCorpus, count: int, stored: int) -> list[str
     return queries
 
 
+def _postgres_backend_cpu(postgres_url: str | None) -> float:
+    """CPU seconds of the PostgreSQL backends serving this process's connections (0 when not on this machine)."""
+    if not postgres_url:
+        return 0.0
+    import psycopg
+
+    me = psutil.Process()
+    ports = [c.laddr.port for c in me.net_connections(kind="tcp") if c.raddr and c.status == "ESTABLISHED"]
+    if not ports:
+        return 0.0
+    with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as admin:
+        pids = [row[0] for row in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE client_port = ANY(%s) AND pid <> pg_backend_pid()", (ports,)
+        )]
+    total = 0.0
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:  # a server on another machine, or a backend that just ended
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def measure_storage(
-    url: str, corpus: SyntheticCorpus, probes: range, queries: Sequence[str]
-) -> tuple[float, float, float]:
-    """(upsert ms per article in batches of 32 of new records, search p50 ms, search p95 ms)."""
+    url: str, corpus: SyntheticCorpus, probes: range, queries: Sequence[str], postgres_url: str | None = None
+) -> tuple[float, float, float, float]:
+    """(upsert ms per article in batches of 32 of new records, its CPU ms, search p50 ms, search p95 ms).
+
+    The CPU figure is this process's (client, and SQLite's engine) plus, for PostgreSQL on this machine, the CPU
+    of the backends serving the storage's connections: what the article cost, whatever else the machine ran.
+    """
     records = [corpus.record(number) for number in probes]
     async with open_storage(url) as storage:
-        started = time.perf_counter()
+        await storage.upsert_articles(records[:1])  # the pool's connections are open before the clock starts
+        records = records[1:]
+        started, cpu, backend = time.perf_counter(), time.process_time(), _postgres_backend_cpu(postgres_url)
         for start in range(0, len(records), BATCH):
             await storage.upsert_articles(records[start : start + BATCH])
         upsert = (time.perf_counter() - started) / len(records)
+        upsert_cpu = (time.process_time() - cpu + _postgres_backend_cpu(postgres_url) - backend) / len(records)
         for query in queries:  # warm: a running API has its pages cached
             await storage.search(query)
         latencies = []
@@ -287,7 +324,7 @@ async def measure_storage(
             started = time.perf_counter()
             await storage.search(query)
             latencies.append(time.perf_counter() - started)
-    return _ms(upsert), _ms(_percentile(latencies, 50)), _ms(_percentile(latencies, 95))
+    return _ms(upsert), _ms(upsert_cpu), _ms(_percentile(latencies, 50)), _ms(_percentile(latencies, 95))
 
 
 def measure_stages(corpus: SyntheticCorpus, numbers: range, enricher: Any) -> dict[str, float]:
@@ -447,6 +484,8 @@ async def _measure_levels(
             for backend, url in backends.items():
                 began = time.perf_counter()
                 await bulk_load(url, corpus.records(fresh.start, len(fresh)), batch_size=LOAD_BATCH)
+                if backend == "postgresql":
+                    _analyze(url)  # as autovacuum would soon after a bulk load (the planner sizes tiers from it)
                 result.load_s[backend] = round(time.perf_counter() - began, 1)
             began = time.perf_counter()
             await load_index(index, corpus, fresh, max(fresh.start, level - NEAR_DUPLICATE_LOOKBACK), base_seq)
@@ -468,16 +507,21 @@ async def _measure_levels(
             result.dedup_p95_ms = _ms(_percentile(latencies, 95))
             # Batches of 32 as the service sends them: wall time per article is the step's cost in enrich.
             redis_cpu.start()
-            began = time.perf_counter()
+            began, own_cpu = time.perf_counter(), time.process_time()
             for start in range(half, len(items), BATCH):
                 await index.check_and_add_many(items[start : start + BATCH])
             batched = (time.perf_counter() - began) / (len(items) - half)
-            result.dedup_redis_cpu_ms = _ms((redis_cpu.stop() + cpu_per_article * half) / len(items))
+            own_cpu = time.process_time() - own_cpu
+            batched_redis_cpu = redis_cpu.stop()
+            result.dedup_cpu_ms = _ms((own_cpu + batched_redis_cpu) / (len(items) - half))
+            result.dedup_redis_cpu_ms = _ms((batched_redis_cpu + cpu_per_article * half) / len(items))
             result.stage_ms["enrich_dedup"] = _ms(batched)
             queries = search_queries(corpus, options.queries, level)
             for backend, url in backends.items():
-                upsert, p50, p95 = await measure_storage(url, corpus, probes, queries)
+                admin = options.postgres_url if backend == "postgresql" else None
+                upsert, upsert_cpu, p50, p95 = await measure_storage(url, corpus, probes, queries, admin)
                 result.upsert_ms[backend] = upsert
+                result.upsert_cpu_ms[backend] = upsert_cpu
                 result.search_p50_ms[backend], result.search_p95_ms[backend] = p50, p95
             result.stage_ms["publish"] = result.upsert_ms["sqlite"]
             result.status_ms = await measure_status(redis_url, streams)
@@ -531,6 +575,13 @@ async def _measure_hot(
         await client.aclose()
 
 
+def _analyze(url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("VACUUM ANALYZE")
+
+
 def _private_schema(postgres_url: str) -> tuple[str, str]:
     import psycopg
 
@@ -582,9 +633,15 @@ def render_scale(report: ScaleReport) -> str:
             [lv.upsert_ms.get(backend) for lv in report.levels],
             f"upsert:{backend}",
         )
+        row(
+            f"upsert ({backend}): CPU, client + server",
+            [lv.upsert_cpu_ms.get(backend) for lv in report.levels],
+            f"upsert_cpu:{backend}",
+        )
     row("near-duplicate lookup p50 (one article)", [lv.dedup_p50_ms for lv in report.levels], None)
     row("near-duplicate lookup p95 (one article)", [lv.dedup_p95_ms for lv in report.levels], "dedup_lookup_p95")
     row("near-duplicate: Redis CPU", [lv.dedup_redis_cpu_ms for lv in report.levels], "dedup_redis_cpu")
+    row("near-duplicate step: CPU, enrich + Redis", [lv.dedup_cpu_ms for lv in report.levels], "dedup_cpu")
     row("near-duplicate: one Lua script call", [lv.dedup_script_us / 1000 for lv in report.levels], None)
     row("Redis: index bytes", [lv.index_bytes_per_article for lv in report.levels], "index_bytes", " B")
     row(
