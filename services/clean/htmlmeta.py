@@ -49,6 +49,10 @@ class _Declarations:
     ld: dict[str, Any] = field(default_factory=dict)
     first_h1: str | None = None
     head_title: str | None = None
+    # A <title> outside <head> (a page whose markup opens <html> twice): used when <head> has none.
+    stray_title: str | None = None
+    # The texts of the first headings (h1-h3), in document order.
+    headings: list[str] = field(default_factory=list)
     canonical: str | None = None
     time_datetime: str | None = None
 
@@ -72,12 +76,49 @@ def _declarations(elements: Iterable[HtmlElement]) -> _Declarations:
             value = element.get("datetime")
             if not seen_time and value is not None:
                 seen_time, found.time_datetime = True, _text(value)
-        elif tag == "h1":
-            if not seen_h1:
-                seen_h1, found.first_h1 = True, _text(element.text_content())
+        elif tag in _HEADINGS:
+            first_h1 = tag == "h1" and not seen_h1
+            if first_h1 or len(found.headings) < _MAX_HEADINGS:
+                text = _text(element.text_content())
+                if first_h1:
+                    seen_h1, found.first_h1 = True, text
+                if text and len(found.headings) < _MAX_HEADINGS:
+                    found.headings.append(text)
         elif not seen_title and _parent_tag(element) == "head":
             seen_title, found.head_title = True, _text(element.text_content())
+        elif tag == "title" and found.stray_title is None and not _in_svg(element):
+            found.stray_title = _text(element.text_content())
+    if found.head_title is None:
+        found.head_title = found.stray_title
     return found
+
+
+_HEADINGS = frozenset(("h1", "h2", "h3"))
+_MAX_HEADINGS = 20
+
+
+def _in_svg(element: HtmlElement) -> bool:
+    return any(ancestor.tag == "svg" for ancestor in element.iterancestors())
+
+
+# A heading agreeing with the <title> has at least this many words (one-word section labels repeat in titles too).
+_AGREED_HEADING_WORDS = 2
+
+
+def _agreed_heading(headings: list[str], head_title: str | None) -> str | None:
+    """The longest heading the page's <title> repeats word for word ("Chelsea hoping to sign Anelka" in "Chelsea
+    hoping to sign Anelka - Soccer - Sport"): two declarations agreeing on the headline, where a first <h1> alone is
+    often the site's, the blog's or the section's name (shorter than the headline when both are in the <title>)."""
+    if not head_title:
+        return None
+    title = " " + " ".join(_WORD.findall(head_title.casefold())) + " "
+    chosen: str | None = None
+    most = _AGREED_HEADING_WORDS - 1
+    for heading in headings:
+        words = _WORD.findall(heading.casefold())
+        if len(words) > most and f" {' '.join(words)} " in title:
+            chosen, most = heading, len(words)
+    return chosen
 
 
 # A first <h1> this short that the page's <title> does not repeat is a section's name ("Allergies Health Center"),
@@ -122,6 +163,7 @@ def read_page_meta(tree: HtmlElement, declarations: Iterable[HtmlElement] | None
         tags.get("og:title"),
         tags.get("twitter:title"),
         tags.get("dc.title"),
+        _agreed_heading(found.headings, found.head_title),
         _headline(found.first_h1, found.head_title),
         found.first_h1,
         found.head_title,

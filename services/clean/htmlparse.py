@@ -43,7 +43,7 @@ _INERT_TAGS = ("style", "svg", "template", "aside", "footer", "nav", "noscript",
 _INERT_MARK = "newsflow-inert"
 _STRUCTURED_DATA = "application/ld+json"
 # Where the page declares its metadata (read by htmlmeta).
-DECLARATION_TAGS = ("meta", "script", "link", "time", "h1", "title")
+DECLARATION_TAGS = ("meta", "script", "link", "time", "h1", "h2", "h3", "title")
 _DECLARATIONS = frozenset(DECLARATION_TAGS)
 # Elements whose own text is code or markup, never shown.
 _CODE_TAGS = frozenset(("script", "style", "template", "noscript"))

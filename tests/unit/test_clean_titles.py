@@ -101,3 +101,34 @@ def test_a_declared_title_wins_unless_it_is_the_site_name() -> None:
         f"<body><article><h1>Live: Gulf standoff</h1>{body}</article></body></html>"
     )
     assert clean(declared, "html").title == "Carriers wait in Gulf as UN talks stall"
+
+
+@pytest.mark.parametrize(
+    ("headings", "head_title"),
+    [
+        # The first <h1> names the site, the section or the blog; the headline is the heading the <title> repeats.
+        ("<h1>Latest News</h1><h2>Carriers wait in the Gulf for an order</h2>",
+         "Carriers wait in the Gulf for an order - Latest News - Harbour Herald"),
+        ("<h1>National News</h1><h1>Carriers wait in the Gulf for an order</h1>",
+         "TV3 > News > National News > Story > Carriers wait in the Gulf for an order"),
+        ("<h1>WWdN: In Exile</h1><h3>Carriers wait in the Gulf for an order</h3>",
+         "WWdN: In Exile: Carriers wait in the Gulf for an order"),
+        ("<h2>Soccer</h2><h2>Carriers wait in the Gulf for an order</h2>",
+         "Carriers wait in the Gulf for an order - Soccer - Sport"),
+    ],
+)  # fmt: skip
+def test_the_heading_the_page_title_repeats_is_the_headline(headings: str, head_title: str) -> None:
+    html = (
+        f"<html><head><title>{head_title}</title></head><body><div id='top'>{headings}</div>"
+        f"<div class='story'><p>{LEDE}</p><p>{MORE}</p></div></body></html>"
+    )
+    assert clean(html, "html").title == "Carriers wait in the Gulf for an order"
+
+
+def test_a_title_outside_the_head_is_still_the_page_title() -> None:
+    # Markup that opens <html> twice leaves <title> in the body, and the page has no heading to fall back on.
+    html = (
+        '<html><meta charset="utf-8"><html><style>p {}</style><title>Carriers wait in the Gulf for an order</title>'
+        f"<body><p>{LEDE}</p><p>{MORE}</p></body></html>"
+    )
+    assert clean(html, "html").title == "Carriers wait in the Gulf for an order"
