@@ -96,7 +96,9 @@ _BULLET = re.compile(r"^[-*•]\s+")
 _GALLERY_ITEM = re.compile(r"^(?:\d{1,3}\s*/\s*\d{1,3}|(?:photo|image|slide|picture)\s+\d+\s+of\s+\d+)\b", re.I)
 # A line that is only a bracketed label, as CJK sites print buttons and desk credits: "【纠错】", "[责任编辑：x]".
 _BRACKET_LABEL = re.compile(r"^[【［〔\[][^】］〕\]。！？.!?]{1,24}[】］〕\]]?$")
-_TITLE_SEPARATOR = re.compile(r"\s+(?:\||–|—|--|»|::|·|-)\s+|(?<=\S)(?:\s*[|_]\s*|-)(?=[^\x00-\x7f])")
+_TITLE_SEPARATOR = re.compile(
+    r"\s+(?:\||–|—|--|»|::|·|-)\s+|(?<=\S)(?:\s*[|_]\s*|-)(?=[^\x00-\x7f])|(?<=\w)_(?=\w)|(?<=\w)-\s+(?=[A-Z])"
+)
 # Lines shorter than this, without sentence punctuation, may still be headline/byline/dateline furniture.
 _HEAD_LINE_WORDS = 15
 # A line is a link block when at least this share of its word characters is the text of a link on the page
@@ -326,11 +328,7 @@ def _apply_page_meta(meta: PageMeta, result: HtmlExtraction, url: str | None, tr
 def _declared_headline(titles: list[str], site_name: str | None, url: str | None) -> str | None:
     """The first declared title that is not just the site's name ("The Daily Planet" as og:title), site suffixes
     stripped."""
-    site_keys = {_alnum(site_name)} if site_name else set()
-    domain = normalise_domain(url) if url else None
-    if domain:
-        site_keys.add(_alnum(domain.split(".")[0]))
-    site_keys.discard("")
+    site_keys = _site_keys(site_name, url)
     for raw in titles:
         title = _clean_meta(raw)
         if not title:
@@ -510,11 +508,7 @@ def _split_authors(author: str | None) -> list[str]:
 
 def _plausible_authors(authors: list[str], site_name: str | None, url: str | None) -> list[str]:
     """Drop "authors" that are the publication itself ("CNN") or fragments too short to be a name."""
-    site_keys = {_alnum(site_name)} if site_name else set()
-    domain = normalise_domain(url) if url else None
-    if domain:
-        site_keys.add(_alnum(domain.split(".")[0]))
-    site_keys.discard("")
+    site_keys = _site_keys(site_name, url)
     return [
         author
         for author in authors
@@ -535,11 +529,7 @@ def strip_site_name(title: str, site_name: str | None, url: str | None) -> str:
     parts = _TITLE_SEPARATOR.split(title)
     if len(parts) < 2:
         return title
-    site_keys = {_alnum(site_name)} if site_name else set()
-    domain = normalise_domain(url) if url else None
-    if domain:
-        site_keys.add(_alnum(domain.split(".")[0]))
-    site_keys.discard("")
+    site_keys = _site_keys(site_name, url)
 
     def is_site(part: str) -> bool:
         key = _alnum(part)
@@ -556,7 +546,9 @@ def strip_site_name(title: str, site_name: str | None, url: str | None) -> str:
     named = next((index for index in range(1, len(parts)) if is_site(parts[index])), None)
     if named is not None:
         parts = parts[:named]
-    while len(parts) > 1 and (is_site(parts[-1]) or (len(parts) > 2 and is_crumb(parts[-1]))):
+    # Short parts between the headline and the site's name are its sections ("Headline - Soccer - Belfast
+    # Telegraph"); without a site name to anchor them, a last short part may be the headline's own ("… - Hughes").
+    while len(parts) > 1 and (is_site(parts[-1]) or ((len(parts) > 2 or named is not None) and is_crumb(parts[-1]))):
         parts.pop()
     while len(parts) > 1 and is_site(parts[0]):
         parts.pop(0)
@@ -569,6 +561,26 @@ def strip_site_name(title: str, site_name: str | None, url: str | None) -> str:
 
 
 _SITE_STEM = 6
+# Host labels that name no publication: "news.xinhuanet.com" is Xinhua's, not "News"'s.
+_GENERIC_LABELS = frozenset("news blog blogs edition en online home web english".split())
+# Second-level labels under a country code: "bbc.co.uk", "smh.com.au".
+_SECOND_LEVEL = frozenset("co com org net ac gov edu ne or".split())
+
+
+def _site_keys(site_name: str | None, url: str | None) -> set[str]:
+    """The site's name and its domain's names ("news.xinhuanet.com": xinhuanet), letters and digits only."""
+    keys = {_alnum(site_name)} if site_name else set()
+    domain = normalise_domain(url) if url else None
+    if domain:
+        labels = domain.split(".")[:-1]
+        if len(labels) > 1 and labels[-1] in _SECOND_LEVEL and len(domain.rsplit(".", 1)[-1]) == 2:
+            labels.pop()
+        if labels:
+            keys.add(_alnum(labels[-1]))
+        if labels and labels[0] not in _GENERIC_LABELS:
+            keys.add(_alnum(labels[0]))
+    keys.discard("")
+    return keys
 
 
 def _common_prefix(first: str, second: str) -> int:

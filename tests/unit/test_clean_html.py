@@ -148,7 +148,7 @@ def test_declared_language(html: str, language: str | None) -> None:
         ("Headline here | CNN Politics", "CNN", None, "Headline here"),
         ("Riverside Chronicle | Headline here", "Riverside Chronicle", None, "Headline here"),
         ("Headline here -- Sott.net", None, "https://www.sott.net/a", "Headline here"),
-        ("Headline » Local » News » Island Daily", "Island Daily", None, "Headline » Local"),
+        ("Headline » Local » News » Island Daily", "Island Daily", None, "Headline"),
         ("Mugabe - the end of an era", "The Telegraph", None, "Mugabe - the end of an era"),
     ],
 )
@@ -385,10 +385,19 @@ def test_an_unclosed_title_does_not_swallow_the_page() -> None:
             "https://www.hoopsworld.com/s",
         ),
         ("Moon learns from his mistake - Market Rasen Today", "http://www.marketrasenmail.co.uk/sport/1"),
+        # The domain's own name, not its first label ("news"); the sections between headline and site go too.
+        ("Moon learns from his mistake_English_Xinhua", "http://news.xinhuanet.com/english/2007-11/24/c.htm"),
+        ("Moon learns from his mistake - Soccer - Sport - Belfast Telegraph", "http://www.belfasttelegraph.co.uk/s"),
     ],
 )
 def test_the_site_name_and_its_tagline_leave_the_title(title: str, url: str) -> None:
     assert strip_site_name(title, None, url) == "Moon learns from his mistake"
+
+
+def test_a_short_last_part_without_a_site_name_stays_with_the_headline() -> None:
+    assert strip_site_name("McCarthy is not for sale - Hughes", None, "https://www.supersoccer.co.uk/x") == (
+        "McCarthy is not for sale - Hughes"
+    )
 
 
 def test_title_overlap_is_the_share_of_headline_words_in_the_opening() -> None:
