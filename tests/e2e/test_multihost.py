@@ -259,7 +259,8 @@ def run_scenario(
     # replicas come back when their next retry (capped backoff, up to 30 s) or TCP retransmission gets through.
     second: list[dict[str, str]] = []
     while not h3_committed_in_every_stage():
-        assert time.monotonic() - restored_at < 120, "h3 did not take work again within 120 s of its link's return"
+        # TCP's retransmission backoff grows with the partition and with a loaded machine (over 120 s at load 8).
+        assert time.monotonic() - restored_at < 300, "h3 did not take work again within 300 s of its link's return"
         more = [multihost_article(n) for n in range(BEFORE_CUT + len(second), BEFORE_CUT + len(second) + 4)]
         push(client, streams.raw, more)
         second += more

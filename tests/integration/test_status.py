@@ -72,6 +72,9 @@ def stuck_pipeline(redis_url: str, key_prefix: str) -> dict[str, Any]:
 def test_status_json_shows_lag_pending_consumers_dlq_and_throughput(
     stuck_pipeline: dict[str, Any], service_env: dict[str, str]
 ) -> None:
+    # Liveness is judged against the claim idle time: a slow machine between the fixture's reads and this call
+    # must not turn the consumers it set up into dead ones (that case has its own tests).
+    service_env = {**service_env, "NEWSFLOW_CLAIM_IDLE_MS": "60000"}
     run = newsflow_status(service_env, "--json", "--stuck-after", "600", "--dlq-window", "0")
     assert run.returncode == 0, run.stderr
     status = orjson.loads(run.stdout)
