@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -18,30 +17,14 @@ import redis
 from shared.storage import open_storage
 from shared.streams import STAGES
 from tests.conftest import ServiceProcess, wait_for
+from tests.faults.conftest import fault_article
 from tests.servers import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-TOPICS = ["council budget", "harbour expansion", "school meals", "rail strike", "river flooding", "tech startup",
-          "hospital waiting lists", "football final", "museum reopening", "court ruling"]
-SENTENCES = [
-    "Officials in {place} said on {day} that the {topic} plan would be reviewed by the end of the month.",
-    "Residents told reporters the {topic} debate had divided the community for years.",
-    "A spokesperson for the mayor of {place} declined to comment on the {topic} figures.",
-    "Analysts expect the {topic} decision to shape the regional economy well into next year.",
-    "The opposition called the {topic} proposal rushed and demanded an independent inquiry.",
-]
-PLACES = ["Leeds", "Lyon", "Porto", "Gdansk", "Malmo", "Bilbao", "Graz", "Turin", "Ghent", "Cork"]
-DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday"]
-
-
 def article(n: int) -> dict[str, str]:
-    """A distinct ~90-word article with its own URL (so its own id)."""
-    rng = random.Random(n)
-    topic, place = rng.choice(TOPICS), rng.choice(PLACES)
-    body = " ".join(s.format(place=place, day=rng.choice(DAYS), topic=topic) for s in rng.sample(SENTENCES, 4))
-    return {"id": f"chaos-{n}", "url": f"https://chaos.example.net/{n}",
-            "text": f"{place} {topic} update {n}\n\n{body} Case reference {n}-{rng.randint(1000, 9999)}."}
+    """A distinct ~90-word article with its own URL (so its own id): the fault suite's generator, tagged chaos."""
+    return fault_article(n, "chaos")
 
 
 def push(client: redis.Redis, prefix: str, items: list[dict[str, str]]) -> None:
