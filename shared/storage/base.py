@@ -7,7 +7,7 @@ import hashlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
@@ -16,7 +16,7 @@ import orjson
 
 from shared.errors import Rejected
 from shared.events import ArticleRecord, SkippedRevision
-from shared.storage.paging import Sort
+from shared.storage.paging import Cursor, Sort, query_fingerprint
 from shared.storage.sources import Source
 
 # Snippet highlight markers: readable in JSON output, easy for the CLI to turn into bold text.
@@ -153,6 +153,28 @@ class ArticlePage:
 
     items: list[dict[str, Any]]
     next_cursor: str | None
+
+
+PageRow = tuple[int, Any, float | None]  # a backend's page row: storage sequence, cursor key, score
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """One page as a backend reads it: filters normalised, the query's fingerprint, the cursor decoded and checked."""
+
+    filters: ArticleFilters
+    sort: Sort
+    limit: int
+    fields: Sequence[str] | None
+    fingerprint: str
+    after: Cursor | None
+
+    def page(self, rows: Sequence[PageRow], items: list[dict[str, Any]], watermark: int) -> ArticlePage:
+        """`items` (the first `limit` rows' records) and, when the backend found a row more, the next cursor."""
+        if len(rows) <= self.limit:
+            return ArticlePage(items, None)
+        seq, key, _ = rows[self.limit - 1]
+        return ArticlePage(items, Cursor(self.fingerprint, key, seq, watermark).encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,7 +479,6 @@ class Storage(ABC):
             for item in page.items
         ]
 
-    @abstractmethod
     async def query_articles(
         self,
         filters: ArticleFilters,
@@ -468,6 +489,16 @@ class Storage(ABC):
         fields: Sequence[str] | None = None,
     ) -> ArticlePage:
         """One page of matching records (projected to `fields`), after `cursor`; ValueError for a foreign cursor."""
+        f = filters.normalised()
+        if sort.key == "relevance" and not f.query:
+            raise ValueError("sort=relevance needs full-text terms (q)")
+        fingerprint = query_fingerprint(replace(f, limit=None), sort)
+        after = Cursor.decode(cursor, fingerprint) if cursor else None
+        return await self._read_page(PageRequest(f, sort, limit, fields, fingerprint, after))
+
+    @abstractmethod
+    async def _read_page(self, request: PageRequest) -> ArticlePage:
+        """The page `request` asks for, read with this backend's indexes (`query_articles` checked the request)."""
 
     @abstractmethod
     async def facets(self, filters: ArticleFilters, *, size: int = 10) -> Facets:

@@ -22,6 +22,8 @@ from shared.storage.base import (
     ArticlePage,
     ArticleSummary,
     Facets,
+    PageRequest,
+    PageRow,
     RecordRows,
     Storage,
     UpsertResult,
@@ -32,7 +34,7 @@ from shared.storage.base import (
     with_skipped_revisions,
 )
 from shared.storage.migrations import pending
-from shared.storage.paging import Cursor, Sort, Tiers, project, query_fingerprint
+from shared.storage.paging import Cursor, Sort, Tiers, project
 from shared.storage.queries import (
     NEAR_DUPLICATES_SQL,
     ORDER_NEWEST_FIRST,
@@ -342,21 +344,9 @@ class PostgresStorage(Storage):
 
         return await self._run(read)
 
-    async def query_articles(
-        self,
-        filters: ArticleFilters,
-        *,
-        sort: Sort,
-        limit: int,
-        cursor: str | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> ArticlePage:
+    async def _read_page(self, request: PageRequest) -> ArticlePage:
         """Keyset pages below a sequence watermark; ts_rank_cd tier by tier; headlines for the page only."""
-        f = filters.normalised()
-        if sort.key == "relevance" and not f.query:
-            raise ValueError("sort=relevance needs full-text terms (q)")
-        fingerprint = query_fingerprint(replace(f, limit=None), sort)
-        after = Cursor.decode(cursor, fingerprint) if cursor else None
+        f, sort, limit, after = request.filters, request.sort, request.limit, request.after
         conditions, params = filter_conditions(f, "%s", lambda moment: moment)
         if f.query:
             conditions.insert(0, f"a.search_vector @@ {_TSQUERY}")
@@ -373,12 +363,8 @@ class PostgresStorage(Storage):
                 page = await _ranked_page(connection, f.query, conditions, params, watermark, after, limit)
             else:
                 page = await _ordered_page(connection, sort, conditions, params, watermark, after, limit)
-            items = await _page_items(connection, [seq for seq, _, _ in page[:limit]], f.query, fields)
-            next_cursor = None
-            if len(page) > limit:
-                seq, key, _ = page[limit - 1]
-                next_cursor = Cursor(fingerprint, key, seq, watermark).encode()
-            return ArticlePage(items, next_cursor)
+            items = await _page_items(connection, [seq for seq, _, _ in page[:limit]], f.query, request.fields)
+            return request.page(page, items, watermark)
 
         return await self._run(read)
 
@@ -654,8 +640,6 @@ async def _estimated_rows(connection: psycopg.AsyncConnection[Any], sql: str, pa
 
 
 _PUBLISHED_KEY = f"coalesce(a.published_at, {_NO_DATE})"  # the expression of index articles_published_key
-
-PageRow = tuple[int, Any, float | None]  # seq, cursor key, score
 
 
 async def _ordered_page(

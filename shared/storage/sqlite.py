@@ -25,6 +25,8 @@ from shared.storage.base import (
     ArticlePage,
     ArticleSummary,
     Facets,
+    PageRequest,
+    PageRow,
     RecordRows,
     Storage,
     UpsertResult,
@@ -36,7 +38,7 @@ from shared.storage.base import (
     with_skipped_revisions,
 )
 from shared.storage.migrations import Migration, pending
-from shared.storage.paging import Cursor, SampleStep, Sort, Tiers, project, query_fingerprint
+from shared.storage.paging import Cursor, SampleStep, Sort, Tiers, project
 from shared.storage.queries import (
     NEAR_DUPLICATES_SQL,
     ORDER_NEWEST_FIRST,
@@ -362,21 +364,9 @@ class SQLiteStorage(Storage):
         sql = f"SELECT count(*) FROM articles a {where}"
         return await self._run(lambda connection: int(connection.execute(sql, params).fetchone()[0]))
 
-    async def query_articles(
-        self,
-        filters: ArticleFilters,
-        *,
-        sort: Sort,
-        limit: int,
-        cursor: str | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> ArticlePage:
+    async def _read_page(self, request: PageRequest) -> ArticlePage:
         """Keyset pages below a sequence watermark: a sort-key index walk, or bm25 ranking tier by tier."""
-        f = filters.normalised()
-        if sort.key == "relevance" and not f.query:
-            raise ValueError("sort=relevance needs full-text terms (q)")
-        fingerprint = query_fingerprint(replace(f, limit=None), sort)
-        after = Cursor.decode(cursor, fingerprint) if cursor else None
+        f, sort, limit, after = request.filters, request.sort, request.limit, request.after
         expression = fts5_query(f.query) if f.query else None
         if f.query and expression is None:
             return ArticlePage([], None)  # nothing searchable in the terms ("!!!"): nothing matches
@@ -394,14 +384,10 @@ class SQLiteStorage(Storage):
                     page = _ranked_page(connection, expression, conditions, params, watermark, after, limit)
                 else:
                     page = _ordered_page(connection, sort, expression, conditions, params, watermark, after, limit)
-                items = _page_items(connection, [seq for seq, _, _ in page[:limit]], expression, fields, page)
+                items = _page_items(connection, [seq for seq, _, _ in page[:limit]], expression, request.fields, page)
             finally:
                 connection.execute("COMMIT")
-            next_cursor = None
-            if len(page) > limit:
-                seq, key, _ = page[limit - 1]
-                next_cursor = Cursor(fingerprint, key, seq, watermark).encode()
-            return ArticlePage(items, next_cursor)
+            return request.page(page, items, watermark)
 
         return await self._run(read)
 
@@ -667,8 +653,6 @@ def _source(row: Sequence[Any]) -> Source:
 # rows per second in SQLite; 3,000 articles name ~40k).
 FACET_SAMPLE = 3_000
 _PUBLISHED_KEY = "coalesce(a.published_at, '')"  # the expression of index articles_published_key
-
-PageRow = tuple[int, Any, float | None]  # seq, cursor key, score
 
 
 def _ordered_page(
