@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
+import inspect
 import logging
 import re
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Annotated, Any, Literal, TypeVar
@@ -69,9 +72,21 @@ Since = Annotated[
     str | None, typer.Option(help="published at or after: ISO date/time, or an age like 7d, 12h")
 ]
 Until = Annotated[str | None, typer.Option(help="published before: ISO date/time, or an age like 7d, 12h")]
+# The options `list`, `export` and `count` filter by, in the order their --help shows them (`build_filters`' names).
+FILTER_OPTIONS = {
+    "source": Source,
+    "lang": Lang,
+    "category": Category,
+    "content_type": ContentTypeOption,
+    "entity": EntityName,
+    "country": Country,
+    "since": Since,
+    "until": Until,
+}
 
 NEWEST = Sort.parse("-published_at")
 RELEVANCE = Sort.parse("relevance")
+NO_FILTERS = ArticleFilters()
 _AGE = re.compile(r"^(\d+)\s*([mhdw])$")
 _AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -114,9 +129,38 @@ def build_filters(
     )
 
 
+def with_filter_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with the FILTER_OPTIONS in place of its `filters` parameter, which gets the filters they make."""
+    signature = inspect.signature(command, eval_str=True)
+    options = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None, annotation=annotation)
+        for name, annotation in FILTER_OPTIONS.items()
+    ]
+    parameters = [new for old in signature.parameters.values() for new in (options if old.name == "filters" else [old])]
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        filters = build_filters(**{name: values.pop(name) for name in FILTER_OPTIONS})
+        command(filters=filters, **values)
+
+    run.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]  # what typer reads
+    return run
+
+
 def quiet_pool_warnings() -> None:
     """psycopg's pool logs each failed connection attempt to stderr; a command says it once, in its own line."""
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
+
+
+@asynccontextmanager
+async def migrated_storage(url: str) -> AsyncIterator[tuple[Storage, list[int]]]:
+    """The storage at `url` migrated to the current schema, and the migrations that took; closed afterwards."""
+    quiet_pool_warnings()
+    storage = open_storage(url)
+    try:
+        yield storage, await storage.migrate()
+    finally:
+        await storage.close()
 
 
 def run_with_storage(
@@ -137,13 +181,8 @@ def run_with_storage(
             fail(f"no SQLite database at {path} (publish creates it when it starts; `newsflow db migrate` makes one)")
 
     async def main() -> T:
-        quiet_pool_warnings()
-        storage = open_storage(url)
-        try:
-            await storage.migrate()
+        async with migrated_storage(url) as (storage, _):
             return await work(storage)
-        finally:
-            await storage.close()
 
     try:
         return asyncio.run(main())
@@ -167,21 +206,15 @@ def _date(moment: datetime | None) -> str:
 
 
 @articles_app.command("list")
+@with_filter_options
 def list_command(
-    source: Source = None,
-    lang: Lang = None,
-    category: Category = None,
-    content_type: ContentTypeOption = None,
-    entity: EntityName = None,
-    country: Country = None,
-    since: Since = None,
-    until: Until = None,
+    filters: ArticleFilters = NO_FILTERS,
     limit: Annotated[int, typer.Option(min=1, help="at most this many, newest first")] = 20,
     as_json: JsonFlag = False,
     storage_url: StorageUrl = None,
 ) -> None:
     """List stored articles, newest publication first."""
-    filters = build_filters(source, lang, category, entity, country, since, until, limit, content_type)
+    filters = replace(filters, limit=limit)
     if as_json:  # whole records, with the field names of `articles export` and the HTTP API
         page = run_with_storage(storage_url, lambda storage: storage.query_articles(filters, sort=NEWEST, limit=limit))
         for item in page.items:
@@ -304,22 +337,16 @@ async def export_records(
 
 
 @articles_app.command("export")
+@with_filter_options
 def export_command(
     fmt: Annotated[Literal["jsonl", "csv"], typer.Option("--format", help="jsonl (full records) or csv")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="file to write; default stdout")] = None,
-    source: Source = None,
-    lang: Lang = None,
-    category: Category = None,
-    content_type: ContentTypeOption = None,
-    entity: EntityName = None,
-    country: Country = None,
-    since: Since = None,
-    until: Until = None,
+    filters: ArticleFilters = NO_FILTERS,
     limit: Annotated[int | None, typer.Option(min=1, help="at most this many")] = None,
     storage_url: StorageUrl = None,
 ) -> None:
     """Stream matching records, in storage order, without loading them all into memory."""
-    filters = build_filters(source, lang, category, entity, country, since, until, limit, content_type)
+    filters = replace(filters, limit=limit)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
     target = output.open("w", encoding="utf-8", newline="") if output else nullcontext(sys.stdout)
@@ -329,19 +356,12 @@ def export_command(
 
 
 @articles_app.command("count")
+@with_filter_options
 def count_command(
-    source: Source = None,
-    lang: Lang = None,
-    category: Category = None,
-    content_type: ContentTypeOption = None,
-    entity: EntityName = None,
-    country: Country = None,
-    since: Since = None,
-    until: Until = None,
+    filters: ArticleFilters = NO_FILTERS,
     storage_url: StorageUrl = None,
 ) -> None:
     """Print how many stored articles match the filters."""
-    filters = build_filters(source, lang, category, entity, country, since, until, content_type=content_type)
     typer.echo(str(run_with_storage(storage_url, lambda storage: storage.count(filters))))
 
 
@@ -351,13 +371,8 @@ def migrate_command(storage_url: StorageUrl = None) -> None:
     url = storage_url or get_settings().storage_url
 
     async def main() -> tuple[list[int], int]:
-        quiet_pool_warnings()
-        storage = open_storage(url)
-        try:
-            applied = await storage.migrate()
+        async with migrated_storage(url) as (storage, applied):
             return applied, await storage.schema_version()
-        finally:
-            await storage.close()
 
     try:
         applied, version = asyncio.run(main())
