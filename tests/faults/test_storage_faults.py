@@ -19,10 +19,10 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import orjson
@@ -136,6 +136,22 @@ def figures(client: redis.Redis, prefix: str, storage_url: str, service: Service
     return result
 
 
+def push_and_count(
+    client: redis.Redis, prefix: str, storage_url: str, service: ServiceProcess, events: list[EnrichedArticle], *,
+    stored_at_least: int, dead_at_least: int = 0, pushed: int | None = None, timeout: float = 30,
+) -> dict[str, Any]:
+    """Push `events`, wait until that many are stored and dead-lettered (or more dead-lettered: a failure to report
+    at once), then the figures over `pushed` articles (default: these events)."""
+    push(client, prefix, events)
+
+    def arrived() -> bool:
+        dead = len(dead_letters(client, prefix))
+        return dead > dead_at_least or (dead == dead_at_least and len(stored(storage_url)) >= stored_at_least)
+
+    wait_for(arrived, timeout=timeout, what=f"{stored_at_least} stored and {dead_at_least} dead-lettered")
+    return figures(client, prefix, storage_url, service, len(events) if pushed is None else pushed)
+
+
 def readiness(port: int) -> tuple[int, str]:
     try:
         answer = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
@@ -188,9 +204,42 @@ def assert_settled(client: redis.Redis, prefix: str, service: ServiceProcess) ->
     assert service.stop() == 0, "SIGTERM after the fault: exit status 0"
 
 
+@contextmanager
+def publish_waiting_for_postgres(env: dict[str, str], cluster: PostgresCluster) -> Iterator[ServiceProcess]:
+    """Publish started while `cluster` is down, once it answers /readyz with 503; killed afterwards if still running."""
+    cluster.stop()
+    service = ServiceProcess("publish", env)
+    service.start(wait=False)
+    try:
+        port = int(env["NEWSFLOW_HTTP_PORT"])
+        wait_for(lambda: readiness(port)[0] == 503, timeout=30, what="publish to answer /readyz with 503")
+        yield service
+    finally:
+        service.stop(kill=True)  # SIGKILL only what still runs (stop() signals a live process alone)
+
+
 @pytest.fixture
 def publish_env(service_env: dict[str, str]) -> dict[str, str]:
     return {**service_env, "NEWSFLOW_HTTP_PORT": str(free_port()), "NEWSFLOW_BATCH_SIZE": "16"}
+
+
+class Publish(NamedTuple):
+    """The publish service a test started, its environment, and a client on its Redis with its key prefix."""
+
+    env: dict[str, str]
+    client: redis.Redis
+    prefix: str
+    service: ServiceProcess
+
+
+@pytest.fixture
+def publish_on_postgres(
+    start_service: Callable[..., ServiceProcess], publish_env: dict[str, str], postgres_schema_url: str,
+) -> Publish:
+    """Publish running on a private schema of the machine's PostgreSQL."""
+    env = {**publish_env, "NEWSFLOW_STORAGE_URL": postgres_schema_url}
+    client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
+    return Publish(env, client, env["NEWSFLOW_KEY_PREFIX"], start_service("publish", env))
 
 
 @pytest.fixture(scope="module")
@@ -222,12 +271,9 @@ def cluster_url(cluster: PostgresCluster) -> str:
 
 
 def test_postgres_nul_characters_are_stripped_and_the_whole_batch_stored(
-    start_service: Callable[..., ServiceProcess], publish_env: dict[str, str], postgres_schema_url: str,
+    publish_on_postgres: Publish,
 ) -> None:
-    env = {**publish_env, "NEWSFLOW_STORAGE_URL": postgres_schema_url}
-    client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
-    prefix = env["NEWSFLOW_KEY_PREFIX"]
-    service = start_service("publish", env)
+    env, client, prefix, service = publish_on_postgres
     body = "Harbour\x00 talks resumed. The council met\x00 the ferry operators on Monday."
     start = body.index("council")
     poisoned = enriched(
@@ -237,10 +283,7 @@ def test_postgres_nul_characters_are_stripped_and_the_whole_batch_stored(
         keywords=["ferry\x00"],
     )
     events = [enriched(n) for n in range(40) if n != 7] + [poisoned]
-    push(client, prefix, events)
-    wait_for(lambda: len(stored(env["NEWSFLOW_STORAGE_URL"])) >= 40 or dead_letters(client, prefix), timeout=30,
-             what="40 articles stored")
-    result = figures(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, len(events))
+    result = push_and_count(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, events, stored_at_least=40)
     assert result["stored"] == 40 and result["dead_lettered"] == 0
     record = stored(env["NEWSFLOW_STORAGE_URL"])[poisoned.id]
     assert (record.title, record.external_id, record.keywords) == ("Ferry strike", "client-7", ["ferry"])
@@ -254,19 +297,14 @@ def test_postgres_nul_characters_are_stripped_and_the_whole_batch_stored(
 
 
 def test_postgres_body_beyond_the_tsvector_limit_is_stored_and_searchable_by_its_first_part(
-    start_service: Callable[..., ServiceProcess], publish_env: dict[str, str], postgres_schema_url: str,
+    publish_on_postgres: Publish,
 ) -> None:
-    env = {**publish_env, "NEWSFLOW_STORAGE_URL": postgres_schema_url}
-    client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
-    prefix = env["NEWSFLOW_KEY_PREFIX"]
-    service = start_service("publish", env)
+    env, client, prefix, service = publish_on_postgres
     # ~2.4 MB of distinct words: its tsvector would be ~2.5 MB, over PostgreSQL's 1 MB limit.
     huge = "Zanzibarish opening line. " + " ".join(f"w{i:07d}x" for i in range(240_000))
     events = [enriched(n) for n in range(20)] + [enriched(99, body=huge)]
-    push(client, prefix, events)
-    wait_for(lambda: len(stored(env["NEWSFLOW_STORAGE_URL"])) >= 21 or dead_letters(client, prefix), timeout=60,
-             what="21 articles stored")
-    result = figures(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, len(events))
+    result = push_and_count(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, events, stored_at_least=21,
+                            timeout=60)
     assert result["stored"] == 21 and result["dead_lettered"] == 0
     record = stored(env["NEWSFLOW_STORAGE_URL"])["faults-0099"]
     assert record.body == huge, "the body is stored whole; only its index is cut"
@@ -281,12 +319,9 @@ def test_postgres_body_beyond_the_tsvector_limit_is_stored_and_searchable_by_its
 
 
 def test_postgres_rows_over_a_limit_go_to_the_dlq_alone_with_the_database_message(
-    start_service: Callable[..., ServiceProcess], publish_env: dict[str, str], postgres_schema_url: str,
+    publish_on_postgres: Publish,
 ) -> None:
-    env = {**publish_env, "NEWSFLOW_STORAGE_URL": postgres_schema_url}
-    client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
-    prefix = env["NEWSFLOW_KEY_PREFIX"]
-    service = start_service("publish", env)
+    env, client, prefix, service = publish_on_postgres
     # An entity name past the btree index row limit (2704 bytes, after compression: so not a repeated word), and a
     # word count past a 32-bit integer.
     rng = random.Random(3)
@@ -296,10 +331,8 @@ def test_postgres_rows_over_a_limit_go_to_the_dlq_alone_with_the_database_messag
         update={"enrich": enriched(11).enrich.model_copy(update={"word_count": 2**40})}
     )
     events = [too_long, out_of_range, *(enriched(n) for n in range(30) if n not in (3, 11))]
-    push(client, prefix, events)
-    wait_for(lambda: len(dead_letters(client, prefix)) >= 2, timeout=30, what="two articles dead-lettered")
-    wait_for(lambda: len(stored(env["NEWSFLOW_STORAGE_URL"])) >= 28, timeout=30, what="the other 28 stored")
-    result = figures(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, len(events))
+    result = push_and_count(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, events, stored_at_least=28,
+                            dead_at_least=2, timeout=60)
     assert (result["stored"], result["dead_lettered"]) == (28, 2)
     letters = {letter.article_id: letter for letter in dead_letters(client, prefix)}
     assert set(letters) == {too_long.id, out_of_range.id}
@@ -319,11 +352,7 @@ def test_postgres_down_at_start_publish_waits_unready_then_stores_everything(
     port = int(env["NEWSFLOW_HTTP_PORT"])
     client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
     prefix = env["NEWSFLOW_KEY_PREFIX"]
-    cluster.stop()
-    service = ServiceProcess("publish", env)
-    service.start(wait=False)
-    try:
-        wait_for(lambda: readiness(port)[0] == 503, timeout=30, what="publish to answer /readyz with 503")
+    with publish_waiting_for_postgres(env, cluster) as service:
         assert "storage" in readiness(port)[1]
         events = [enriched(n) for n in range(30)]
         push(client, prefix, events)
@@ -338,22 +367,15 @@ def test_postgres_down_at_start_publish_waits_unready_then_stores_everything(
         result = figures(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, len(events))
         assert (result["stored"], result["dead_lettered"]) == (30, 0)
         assert_settled(client, prefix, service)
-    finally:
-        service.stop(kill=service.process is not None and service.process.poll() is None)
 
 
 def test_publish_waiting_for_postgres_stops_on_sigterm_with_its_batch_pending(
     publish_env: dict[str, str], cluster: PostgresCluster, cluster_url: str,
 ) -> None:
     env = {**publish_env, "NEWSFLOW_STORAGE_URL": cluster_url}
-    port = int(env["NEWSFLOW_HTTP_PORT"])
     client = redis.Redis.from_url(env["NEWSFLOW_REDIS_URL"])
     prefix = env["NEWSFLOW_KEY_PREFIX"]
-    cluster.stop()
-    service = ServiceProcess("publish", env)
-    service.start(wait=False)
-    try:
-        wait_for(lambda: readiness(port)[0] == 503, timeout=30, what="publish waiting, not ready")
+    with publish_waiting_for_postgres(env, cluster) as service:
         push(client, prefix, [enriched(n) for n in range(5)])
         wait_for(lambda: pending(client, prefix)[0] > 0, timeout=10, what="a batch in hand")
         started = time.monotonic()
@@ -361,8 +383,6 @@ def test_publish_waiting_for_postgres_stops_on_sigterm_with_its_batch_pending(
         assert time.monotonic() - started < 10, "SIGTERM ends the wait at once"
         assert client.xlen(f"{prefix}:published") == 0
         assert pending(client, prefix)[0] > 0, "the batch in hand stays pending for the next start"
-    finally:
-        service.stop(kill=True)
 
 
 def test_a_database_that_comes_back_unusable_stops_publish_with_exit_2(
@@ -407,9 +427,8 @@ def test_postgres_restarts_while_articles_flow_nothing_lost_or_doubled(
     time.sleep(3)
     assert client.xlen(f"{prefix}:published") == 50, "nothing announced while the database is down"
     cluster.start()
-    push(client, prefix, events[100:])
-    wait_for(lambda: len(stored(env["NEWSFLOW_STORAGE_URL"])) >= 150, timeout=60, what="all 150 stored")
-    result = figures(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, len(events))
+    result = push_and_count(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, events[100:], stored_at_least=150,
+                            pushed=len(events), timeout=60)
     assert (result["stored"], result["dead_lettered"]) == (150, 0)
     assert sorted(set(published_ids(client, prefix))) == sorted(e.id for e in events)
     assert_settled(client, prefix, service)
@@ -468,9 +487,8 @@ def test_sqlite_file_replaced_under_the_process_writes_go_to_the_new_file(
     for suffix in ("-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     backup.replace(path)
-    push(client, prefix, second)
-    wait_for(lambda: len(stored(env["NEWSFLOW_STORAGE_URL"])) >= 70, timeout=30, what="the 60 in the restored file")
-    result = figures(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, len(first) + len(second))
+    result = push_and_count(client, prefix, env["NEWSFLOW_STORAGE_URL"], service, second, stored_at_least=70,
+                            pushed=len(first) + len(second))
     assert set(stored(env["NEWSFLOW_STORAGE_URL"])) == {e.id for e in first[:10] + second}
     assert result["dead_lettered"] == 0
     assert log_events(service, "storage.reopened")
