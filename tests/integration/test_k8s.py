@@ -7,6 +7,7 @@ ACL loaded into a test-owned redis-server, and every service run with the enviro
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -47,11 +48,16 @@ def kubectl() -> str:
 
 
 @cache
-def render(folder: Path) -> tuple[dict[str, Any], ...]:
-    """`kubectl kustomize FOLDER`: the objects `kubectl apply -k` would send."""
+def kustomize(folder: Path) -> tuple[dict[str, Any], ...]:
+    """`kubectl kustomize FOLDER`, run once a session for each folder: the objects `kubectl apply -k` would send."""
     run = subprocess.run([kubectl(), "kustomize", str(folder)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     return tuple(doc for doc in yaml.safe_load_all(run.stdout) if doc)
+
+
+def render(folder: Path) -> tuple[dict[str, Any], ...]:
+    """The objects of `folder`'s kustomization, a copy for each test: one that changes them leaves the next alone."""
+    return copy.deepcopy(kustomize(folder))
 
 
 def generated_env() -> dict[str, str]:
