@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime
 
 from services.clean.contenttype import TEASER_WORDS, PageSignals, classify, has_readable_content, paywall_prompt
-from services.clean.html import DEFAULT_TUNING, HtmlTuning, extract_html
+from services.clean.html import DEFAULT_TUNING, HtmlTuning, extract_html, names_site
 from services.clean.lines import SourceRef, count_words, first_sentence, normalise_domain, parse_datetime
 from services.clean.text import extract_text
 from services.clean.unicode import repair_text
@@ -60,6 +60,9 @@ def clean_article(
 
     # A client-given title is text, never markup: tags are dropped and entities decoded before anything else.
     title_hint = _plain_title(ingest.title) if ingest.title else None
+    if title_hint and names_site(title_hint, [ingest.source], ingest.url):
+        # A producer that sent the publication's name as the title ("Reuters", "BBC News"): the headline is the page's.
+        title_hint = None
     language: str | None = None
     site_name: str | None = None
     page_url: str | None = None
@@ -76,8 +79,15 @@ def clean_article(
             page.url,
         )
         signals = page.signals
+        if title_hint and names_site(title_hint, [site_name], page_url or ingest.url):
+            title_hint = None
     else:
         text = extract_text(content, title_hint=title_hint)
+        source = text.source
+        if title_hint and source and names_site(title_hint, [source.name], source.url or source.domain):
+            # The page's own attribution ("Source: Reuters") names the site the title named: read it again unhinted.
+            title_hint = None
+            text = extract_text(content)
         title, paragraphs, authors, published = text.title, text.paragraphs, text.authors, text.published_at
         extractor, dropped, source = "text-rules", text.dropped, text.source
 

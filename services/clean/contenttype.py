@@ -64,7 +64,9 @@ def paywall_prompt(text: str) -> bool:
 
 
 def is_figure_line(text: str) -> bool:
-    """A line mostly of numbers: a score, a row of a table, a price list."""
+    """A line mostly of numbers: a score, a row of a table (cells joined by " | "), a price list."""
+    if " | " in text:
+        text = text.replace(" | ", " ")
     # Runs of digits bound the tokens holding one from above; most prose lines fail on that count alone.
     runs = len(_DIGIT_RUN.findall(text))
     if runs < _MIN_FIGURE_TOKENS or runs < _FIGURE_TOKEN_SHARE * (text.count(" ") + 1):

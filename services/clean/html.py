@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ import trafilatura
 from htmldate import find_date
 from lxml.html import HtmlElement
 
-from services.clean.contenttype import PageSignals
+from services.clean.contenttype import PageSignals, is_figure_line
 from services.clean.ensemble import agreement, head_lines, readability_lines, unconfirmed_lines
 from services.clean.htmlmeta import PageMeta, read_page_meta
 from services.clean.htmlparse import PageParts, close_unclosed_title, parse_html, strip_inert_elements, walk_page
@@ -334,9 +335,26 @@ def _declared_headline(titles: list[str], site_name: str | None, url: str | None
         if not title:
             continue
         title = strip_site_name(title, site_name, url)
+        # Only the exact name: "Hockeychannel.com" still beats the lede's first sentence as a page's title (the
+        # body would then start twice), where a producer's "BBC News" gives way to the headline (`names_site`).
         if _alnum(title) not in site_keys:
             return title
     return None
+
+
+def names_site(title: str, site_names: Iterable[str | None], url: str | None) -> bool:
+    """The title only names the publication: "The Daily Planet", "BBC News" on bbc.co.uk, "CNN.com", "Reuters |
+    Breaking news" when the site is Reuters."""
+    names: list[str | None] = [name for name in site_names if name]
+    for name in names or [None]:
+        keys = _site_keys(name, url)
+        keys |= {key.removeprefix("the") for key in keys}
+        keys.discard("")
+        stripped = strip_site_name(title, name, url)
+        bare = "".join(word for word in _NAME_WORD.findall(stripped.casefold()) if word not in _SITE_NAME_WORDS)
+        if _alnum(stripped) in keys or bare in keys:
+            return True
+    return False
 
 
 def _date_in_page(tree: HtmlElement) -> datetime | None:
@@ -381,7 +399,12 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str], links: Page
     title_key = matching_form(title) if title else None
     in_head = True
     # Some pages hard-wrap paragraphs with <br>; trafilatura then emits one line per visual line.
-    for line in (cell for unit in split_units(text) for cell in _layout_cells(unit, dropped)):
+    lines = [cell for unit in split_units(text) for cell in _layout_cells(unit, dropped)]
+    figure_rows = _figure_table_rows(lines)
+    for index, line in enumerate(lines):
+        # A row of a table of figures (standings, scores, prices) is the story's data, not a menu of short items.
+        row = figure_rows.get(index)
+        line = row or line
         key = matching_form(line)
         # trafilatura marks list items with "- "; the rules judge the item itself.
         content = _BULLET.sub("", line)
@@ -403,7 +426,7 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str], links: Page
             dropped["gallery"] += 1
         elif is_interstitial(content):
             dropped["interstitial"] += 1
-        elif is_chrome(content):
+        elif row is None and is_chrome(content):
             dropped["chrome"] += 1
         else:
             seen.add(key)
@@ -421,25 +444,54 @@ def _post_clean(text: str, title: str | None, dropped: Counter[str], links: Page
 # trafilatura escapes a "|" inside a cell as "\|".
 _TABLE_CELL_SEPARATOR = re.compile(r"\s*(?<!\\)\|\s*")
 _RULE_CELL = re.compile(r"^[-=_~*\s]*$")
+# A data table with at least this many rows of figures is kept whole (`_figure_table_rows`).
+_MIN_FIGURE_ROWS = 2
+
+
+def _table_cells(line: str) -> list[str] | None:
+    """The non-empty cells of a table row as trafilatura prints it ("| cell | cell |"); None for any other line."""
+    if not line.startswith("|"):
+        return None
+    return [
+        cell.replace("\\|", "|")
+        for cell in _TABLE_CELL_SEPARATOR.split(line.removeprefix("|").removesuffix("|").strip())
+        if not _RULE_CELL.match(cell)
+    ]
 
 
 def _layout_cells(line: str, dropped: Counter[str]) -> list[str]:
     """A table row as trafilatura prints it ("| cell | cell |"): a layout table's row (one that holds a paragraph of
     prose) is split into its cells, so the menus and "E-mail this" links beside the story are judged one by one; a
     row of empty or ruled cells is dropped; a data table's row (short cells: scores, prices) stays one line."""
-    if not line.startswith("|"):
+    cells = _table_cells(line)
+    if cells is None:
         return [line]
-    cells = [
-        cell.replace("\\|", "|")
-        for cell in _TABLE_CELL_SEPARATOR.split(line.removeprefix("|").removesuffix("|").strip())
-        if not _RULE_CELL.match(cell)
-    ]
     if not cells:
         dropped["chrome"] += 1
         return []
     if len(cells) == 1 or any(count_words(cell) > _HEAD_LINE_WORDS for cell in cells):
         return cells
     return [line]
+
+
+def _figure_table_rows(lines: list[str]) -> dict[int, str]:
+    """The rows of data tables that hold figures (standings, results, prices), by line index, each as its cells
+    joined by " | ": a table with at least two rows of figures keeps all its rows, its header among them. Read as
+    lines, such rows look like menus ("| Leeds | 30 | 18 | 61 |") and the chrome rules would drop them."""
+    rows: dict[int, str] = {}
+    index = 0
+    while index < len(lines):
+        end = index
+        while end < len(lines) and lines[end].startswith("|"):
+            end += 1
+        if end == index:
+            index += 1
+            continue
+        table = {row: " | ".join(_table_cells(lines[row]) or []) for row in range(index, end)}
+        if sum(1 for text in table.values() if is_figure_line(text)) >= _MIN_FIGURE_ROWS:
+            rows.update((row, text) for row, text in table.items() if text)
+        index = end
+    return rows
 
 
 def _link_module_starts(paragraphs: list[str], flags: list[bool]) -> list[int]:
@@ -565,6 +617,9 @@ _SITE_STEM = 6
 _GENERIC_LABELS = frozenset("news blog blogs edition en online home web english".split())
 # Second-level labels under a country code: "bbc.co.uk", "smh.com.au".
 _SECOND_LEVEL = frozenset("co com org net ac gov edu ne or".split())
+# Words around a publication's name that are not part of it: "BBC News", "CNN.com", "The Times Online".
+_SITE_NAME_WORDS = _GENERIC_LABELS | _SECOND_LEVEL | frozenset("the www uk".split())
+_NAME_WORD = re.compile(r"\w+")
 
 
 def _site_keys(site_name: str | None, url: str | None) -> set[str]:

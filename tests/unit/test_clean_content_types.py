@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -91,6 +92,40 @@ Shr $ 0.52 $ 0.46
 Avg shrs 60.1 60.6
 """
     assert clean(text).content_type == "results"
+
+
+STANDINGS = [("Harbridge", 30, 18, 7, 5, 61), ("Castleford", 30, 17, 8, 5, 59), ("Eastwick", 30, 14, 9, 7, 51)]
+SCORES = [("Harbridge", 2, "Castleford", 1), ("Millbrook", 0, "Eastwick", 0), ("Ridgefield", 3, "Stanmore", 2)]
+
+
+def html_table(rows: Sequence[Sequence[object]], header: Sequence[str] = ()) -> str:
+    head = "<tr>" + "".join(f"<th>{cell}</th>" for cell in header) + "</tr>" if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def test_an_html_results_table_keeps_its_rows_as_a_results_record() -> None:
+    html = (
+        "<html><head><title>Northern League results | The Courier</title></head><body><article>"
+        "<h1>Northern League results</h1><p>Results of Northern League matches played on Saturday.</p>"
+        f"{html_table(SCORES)}<p>Standings after the weekend's games:</p>"
+        f"{html_table(STANDINGS, ('Team', 'P', 'W', 'D', 'L', 'Pts'))}</article></body></html>"
+    )
+    section = clean(html, "html")
+    assert section.content_type == "results"
+    lines = section.body.split("\n\n")
+    # Each row is one line, its cells apart; the header stays over the figures it names.
+    for row in ("Harbridge | 2 | Castleford | 1", "Team | P | W | D | L | Pts", "Eastwick | 30 | 14 | 9 | 7 | 51"):
+        assert row in lines
+    assert lines.index("Team | P | W | D | L | Pts") + 1 == lines.index("Harbridge | 30 | 18 | 7 | 5 | 61")
+
+
+def test_a_table_of_links_without_figures_is_still_dropped_as_a_menu() -> None:
+    menu = html_table([("Home", "News", "Sport"), ("Weather", "Business", "Travel")])
+    html = f"<html><body><article><h1>Night trains return</h1>{menu}<p>{STORY}</p></article></body></html>"
+    section = clean(html, "html")
+    assert "Weather" not in section.body and section.body.startswith("The regional railway")
+    assert section.content_type == "brief"
 
 
 def test_a_liveblog_is_typed_by_its_timed_entries() -> None:

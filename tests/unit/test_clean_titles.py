@@ -4,6 +4,7 @@ a declared title wins unless it is only the site's name."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -21,7 +22,8 @@ MORE = (
 )
 
 
-def clean(content: str, kind: str = "text") -> CleanSection:
+def clean(content: str, kind: str = "text", **fields: Any) -> CleanSection:
+    """The article as a producer sends it: content plus the JSON fields it chose to fill (title, source, url)."""
     return clean_article(
         IngestSection(
             origin="test",
@@ -29,6 +31,7 @@ def clean(content: str, kind: str = "text") -> CleanSection:
             content_hash="h",
             kind="html" if kind == "html" else "text",
             content=content,
+            **fields,
         )
     )
 
@@ -132,3 +135,42 @@ def test_a_title_outside_the_head_is_still_the_page_title() -> None:
         f"<body><p>{LEDE}</p><p>{MORE}</p></body></html>"
     )
     assert clean(html, "html").title == "Carriers wait in the Gulf for an order"
+
+
+HEADLINE = "Carriers wait in the Gulf for an order"
+
+
+@pytest.mark.parametrize(
+    ("title", "fields"),
+    [
+        ("Reuters", {"source": "Reuters"}),
+        ("BBC News", {"url": "https://www.bbc.co.uk/news/world-123"}),
+        ("CNN.com", {"url": "https://edition.cnn.com/2024/05/01/world/gulf"}),
+        ("The Daily Planet", {"url": "https://dailyplanet.example/world/gulf"}),
+    ],
+)
+def test_a_json_title_naming_the_publication_gives_way_to_the_headline(title: str, fields: dict[str, str]) -> None:
+    section = clean(f"{HEADLINE}\n\n{LEDE}\n\n{MORE}", title=title, **fields)
+    assert section.title == HEADLINE
+    assert section.body.startswith("Two aircraft carriers")
+
+
+def test_a_json_title_naming_the_site_the_page_attributes_gives_way() -> None:
+    text = f"{HEADLINE}\n\n{LEDE}\n\n{MORE}\n\nSource: The Daily Planet"
+    assert clean(text, title="The Daily Planet").title == HEADLINE
+
+
+def test_a_json_title_naming_the_html_pages_site_gives_way_to_its_headline() -> None:
+    html = (
+        '<html><head><meta property="og:site_name" content="The Daily Planet"></head>'
+        f"<body><article><h1>{HEADLINE}</h1><p>{LEDE}</p><p>{MORE}</p></article></body></html>"
+    )
+    assert clean(html, "html", title="The Daily Planet").title == HEADLINE
+    assert clean(html, "html", title="Daily Planet").title == HEADLINE
+
+
+def test_a_json_headline_still_wins_even_when_it_names_the_site() -> None:
+    # A real headline that mentions the publication is not the publication's name.
+    title = "Reuters poll: carriers to stay in the Gulf"
+    assert clean(f"{HEADLINE}\n\n{LEDE}\n\n{MORE}", title=title, source="Reuters").title == title
+    assert clean(f"<p>{LEDE}</p><p>{MORE}</p>", "html", title=title, source="Reuters").title == title
