@@ -78,11 +78,15 @@ def test_scale_bench_measures_every_cost_at_every_size(postgres_url: str) -> Non
         stage_sample=4,
         hot_copies=(10, 60),
         hot_probes=5,
+        rounds=2,
     )
     report = run_scale(Settings(), options)
 
     assert report.failures == {}
     assert [level.stored for level in report.levels] == [150, 300]
+    assert [r.order for r in report.rounds] == [[150, 300], [300, 150]]
+    assert all(len(r.load_avg) == 3 and r.seconds > 0 for r in report.rounds)
+    assert all(len(level.rounds) == 2 for level in report.levels)
     for level in report.levels:
         assert set(level.stage_ms) == {"ingest", "clean", "enrich_nlp", "enrich_dedup", "publish"}
         assert all(ms > 0 for ms in level.stage_ms.values())
@@ -99,8 +103,10 @@ def test_scale_bench_measures_every_cost_at_every_size(postgres_url: str) -> Non
     assert "search_p95_ms[postgresql@300]" in report.targets()
     data = orjson.loads(orjson.dumps(report.to_dict()))
     assert data["levels"][1]["stored"] == 300 and data["growth"]
+    assert all(len(ratios) == 2 for ratios in report.round_growth().values())
     table = render_scale(report)
-    for text in ("stage: enrich_nlp", "search p95 (postgresql)", "copies in the index", "largest / smallest"):
+    expected = ("stage: enrich_nlp", "search p95 (postgresql)", "copies in the index", "in each round", "load average")
+    for text in expected:
         assert text in table
 
 

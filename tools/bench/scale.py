@@ -1,7 +1,12 @@
 """`python -m tools bench --scale`: what an article costs as the corpus grows (1k, 10k, 100k stored articles).
 
-At each size the store (SQLite, and PostgreSQL when given) and the near-duplicate index hold that many articles
-of the synthetic corpus (`tools/bench/corpus.py`, ~10 % near-duplicates), bulk-loaded, and the bench measures:
+Each size gets its own store (a SQLite file, and a PostgreSQL schema when given) and its own near-duplicate
+index and streams (a Redis key prefix), bulk-loaded with that many articles of the synthetic corpus
+(`tools/bench/corpus.py`, ~10 % near-duplicates). Once all are loaded, every size is measured once per round,
+rounds interleaved (ascending, then descending order), each round putting the same number of new articles through
+every size; a figure is the median over rounds, a CPU time the least. So the largest size is compared with the
+smallest under the machine's load of the same minutes, not of a quarter-hour earlier (the load average at each
+round is in the report). Measured:
 
 - per stage, per article: ingest and clean logic, enrich's NLP (CPU time in this process, one core), enrich's
   near-duplicate step (new articles through `check_and_add_many`, batches of 32, wall time and the Redis
@@ -11,7 +16,7 @@ of the synthetic corpus (`tools/bench/corpus.py`, ~10 % near-duplicates), bulk-l
 - a much-copied story: the near-duplicate step's cost for one more copy with 100 and with 5,000 copies already
   in the index (the case whose cost used to grow with the copies).
 
-Everything runs against a bench-owned redis-server and temporary SQLite files; PostgreSQL in a private schema
+Everything runs against a bench-owned redis-server and temporary SQLite files; PostgreSQL in private schemas
 dropped afterwards. The index is bulk-loaded with synthetic MinHash signatures (random values; a near-copy's
 signature shares ~80 % of its original's values) except for the last 500 articles before each size, which get
 their real signatures: the measured articles' originals are among those, so their lookups find real matches.
@@ -26,7 +31,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -69,7 +74,8 @@ class ScaleOptions:
 
     levels: tuple[int, ...] = DEFAULT_LEVELS
     postgres_url: str | None = None
-    probes: int = 256  # new articles per near-duplicate and upsert measurement
+    probes: int = 128  # new articles per size and round, through the near-duplicate step and upserted
+    rounds: int = 3  # every size measured once per round, after all are loaded
     queries: int = 60
     stage_sample: int = 48  # articles through ingest, clean and enrich's NLP per size
     hot_copies: tuple[int, ...] = (100, 5_000)
@@ -96,6 +102,49 @@ class LevelResult:
     published_bytes_per_article: float = 0.0
     status_ms: float = 0.0
     load_s: dict[str, float] = field(default_factory=dict)
+    rounds: list[LevelResult] = field(default_factory=list)  # this size's figures in each round, in round order
+
+
+# Figures that are CPU time: noise from other work on the machine only ever adds to them, so the least is kept.
+CPU_FIELDS = frozenset({"upsert_cpu_ms", "dedup_cpu_ms", "dedup_redis_cpu_ms"})
+CPU_STAGES = frozenset({"ingest", "clean", "enrich_nlp"})
+ONCE_FIELDS = frozenset({"stored", "load_s", "rounds", "index_bytes_per_article", "published_bytes_per_article"})
+
+
+def _combine(values: Sequence[float], cpu: bool) -> float:
+    return min(values) if cpu else round(statistics.median(values), 3)
+
+
+def combine_rounds(stored: int, rounds: Sequence[LevelResult]) -> LevelResult:
+    """One size's figures over its rounds: the median of each, the least of each CPU time."""
+    result = LevelResult(stored=stored, rounds=list(rounds))
+    for spec in fields(LevelResult):
+        if spec.name in ONCE_FIELDS:
+            continue
+        values = [getattr(measured, spec.name) for measured in rounds]
+        if isinstance(values[0], dict):
+            combined = {
+                key: _combine(
+                    [v[key] for v in values if key in v],
+                    spec.name in CPU_FIELDS or (spec.name == "stage_ms" and key in CPU_STAGES),
+                )
+                for key in values[0]
+            }
+            setattr(result, spec.name, combined)
+        else:
+            setattr(result, spec.name, _combine(values, spec.name in CPU_FIELDS))
+    return result
+
+
+@dataclass
+class ScaleRound:
+    """The conditions one round of measurements ran in."""
+
+    number: int
+    order: list[int]  # sizes, in the order measured
+    load_avg: tuple[float, float, float]  # 1, 5 and 15 minute load averages as the round started
+    machine_busy_cores: float = 0.0  # during the round
+    seconds: float = 0.0
 
 
 @dataclass
@@ -115,6 +164,7 @@ class ScaleReport:
     """A `--scale` run."""
 
     levels: list[LevelResult] = field(default_factory=list)
+    rounds: list[ScaleRound] = field(default_factory=list)
     hot: list[HotResult] = field(default_factory=list)
     cpus: int = os.cpu_count() or 1
     machine_busy_cores: float | None = None
@@ -136,11 +186,24 @@ class ScaleReport:
         return costs
 
     def growth(self) -> dict[str, float]:
-        """Each per-article cost at the largest size over the smallest."""
+        """Each per-article cost at the largest size over the smallest (their figures combined over rounds)."""
         if len(self.levels) < 2:
             return {}
-        first, last = self.per_article_costs(self.levels[0]), self.per_article_costs(self.levels[-1])
-        return {name: last[name] / first[name] for name in first if name in last and first[name] > 0}
+        return self._ratios(self.levels[0], self.levels[-1])
+
+    def round_growth(self) -> dict[str, list[float]]:
+        """Each per-article cost at the largest size over the smallest, within each round."""
+        if len(self.levels) < 2:
+            return {}
+        per_round: dict[str, list[float]] = {}
+        for first, last in zip(self.levels[0].rounds, self.levels[-1].rounds, strict=True):
+            for name, ratio in self._ratios(first, last).items():
+                per_round.setdefault(name, []).append(ratio)
+        return per_round
+
+    def _ratios(self, first: LevelResult, last: LevelResult) -> dict[str, float]:
+        smallest, largest = self.per_article_costs(first), self.per_article_costs(last)
+        return {name: largest[name] / smallest[name] for name in smallest if name in largest and smallest[name] > 0}
 
     def targets(self) -> dict[str, dict[str, Any]]:
         """Growth ≤ 1.5× for each per-article cost; PostgreSQL search p95 ≤ 100 ms at the largest size."""
@@ -168,6 +231,7 @@ class ScaleReport:
         """JSON-ready report."""
         data = asdict(self)
         data["growth"] = {name: round(value, 3) for name, value in self.growth().items()}
+        data["round_growth"] = {name: [round(v, 3) for v in values] for name, values in self.round_growth().items()}
         data["targets"] = self.targets()
         return data
 
@@ -410,7 +474,7 @@ def memory_of(client: redis.Redis, keys: Sequence[str]) -> int:
 
 
 def run_scale(settings: Settings, options: ScaleOptions, progress: Progress = lambda _: None) -> ScaleReport:
-    """Load, measure, load more, measure again; everything removed afterwards."""
+    """Load every size, then measure them all in interleaved rounds; everything removed afterwards."""
     return asyncio.run(_run_scale(settings, options, progress))
 
 
@@ -422,22 +486,25 @@ async def _run_scale(settings: Settings, options: ScaleOptions, progress: Progre
     own_started = psutil.Process().cpu_times()
     corpus = SyntheticCorpus()
     enricher = Enricher(settings)
-    levels = sorted(set(options.levels))
+    sizes = sorted(set(options.levels))
+    schemas: list[str] = []
     with tempfile.TemporaryDirectory(prefix="newsflow-scale-") as tmp:
         workdir = Path(tmp)
-        schema = None
-        backends = {"sqlite": f"sqlite:///{workdir / 'scale.db'}"}
-        if options.postgres_url:
-            schema, backends["postgresql"] = _private_schema(options.postgres_url)
         try:
             with private_redis(workdir / "redis") as redis_url:
-                await _measure_levels(
-                    report, settings, options, corpus, enricher, levels, backends, redis_url, progress
-                )
+                levels = []
+                for size in sizes:
+                    # Each size keeps its own store and index, so all can be measured side by side later.
+                    backends = {"sqlite": f"sqlite:///{workdir / f'scale-{size}.db'}"}
+                    if options.postgres_url:
+                        schema, backends["postgresql"] = _private_schema(options.postgres_url, f"{size}")
+                        schemas.append(schema)
+                    levels.append(_Level(size, backends, settings, redis_url))
+                await _measure_levels(report, options, corpus, enricher, levels, redis_url, progress)
                 await _measure_hot(report, settings, options, corpus, redis_url, progress)
         finally:
-            if schema and options.postgres_url:
-                _drop_schema(options.postgres_url, schema)
+            for schema in schemas:
+                _drop_schema(options.postgres_url or "", schema)
     report.seconds = round(time.perf_counter() - started, 1)
     own = psutil.Process().cpu_times()
     if report.seconds:
@@ -448,88 +515,147 @@ async def _run_scale(settings: Settings, options: ScaleOptions, progress: Progre
     return report
 
 
+class _Level:
+    """One size's own stores (a SQLite file, a PostgreSQL schema) and its own Redis keys (index and streams)."""
+
+    def __init__(self, stored: int, backends: dict[str, str], settings: Settings, redis_url: str) -> None:
+        self.stored = stored
+        self.backends = backends
+        self.settings = settings.model_copy(update={"key_prefix": f"scale{stored}", "dedup_horizon_articles": 0})
+        self.streams = names(self.settings)
+        self.client = Redis.from_url(redis_url)
+        self.index = NearDuplicateIndex(self.client, self.settings)
+        self.index_keys = [self.index.key(name) for name in ("clock", "seen", "docs", "content")]
+        self.index_keys += self.index.band_keys
+        self.load_s: dict[str, float] = {}
+        self.index_bytes = self.published_bytes = 0.0  # Redis bytes per article, as loaded
+        self.rounds: list[LevelResult] = []
+
+
+def round_orders(sizes: Sequence[int], rounds: int) -> list[list[int]]:
+    """The order sizes are measured in, each round: ascending, then descending, and so on (drift cancels out)."""
+    ascending = sorted(sizes)
+    return [ascending if number % 2 == 0 else ascending[::-1] for number in range(rounds)]
+
+
+def load_average() -> tuple[float, float, float]:
+    """The machine's 1, 5 and 15 minute load averages."""
+    one, five, fifteen = os.getloadavg()
+    return round(one, 2), round(five, 2), round(fifteen, 2)
+
+
 async def _measure_levels(
     report: ScaleReport,
-    settings: Settings,
     options: ScaleOptions,
     corpus: SyntheticCorpus,
     enricher: Any,
-    levels: Sequence[int],
-    backends: dict[str, str],
+    levels: Sequence[_Level],
     redis_url: str,
     progress: Progress,
 ) -> None:
-    from tools.bench.corpus import bulk_load
-
-    scale_settings = settings.model_copy(update={"key_prefix": "scale", "dedup_horizon_articles": 0})
-    streams = names(scale_settings)
     sync = redis.Redis.from_url(redis_url)
-    client = Redis.from_url(redis_url)
     redis_cpu = _RedisCpu(sync)
-    index = NearDuplicateIndex(client, scale_settings)
-    _create_groups(sync, streams)
-    index_keys = [index.key(name) for name in ("clock", "seen", "docs", "content")] + index.band_keys
     seconds, micros = sync.time()
     now_ms = int(seconds) * 1000 + int(micros) // 1000
-    base_seq = now_ms - 10 * max(levels) - 10_000_000  # bulk-loaded articles sort before the measured ones
-    loaded = 0  # articles 0..loaded-1 are in the store and the index
-    # Warm-up, untimed: scripts loaded, connections open, numpy and the signer's first calls made.
-    warm = NearDuplicateIndex(client, scale_settings.model_copy(update={"key_prefix": "scale-warm"}))
-    await measure_dedup(warm, [(f"w{n}", corpus.copy_body(1, n), "") for n in range(24)], redis_cpu)
+    base_seq = now_ms - 10 * max(level.stored for level in levels) - 10_000_000  # loaded sort before measured
     try:
         for level in levels:
-            result = LevelResult(stored=level)
-            fresh = range(loaded, level)
-            progress(f"scale: loading articles {fresh.start:,}..{level - 1:,} into {', '.join(backends)} and Redis")
-            for backend, url in backends.items():
-                began = time.perf_counter()
-                await bulk_load(url, corpus.records(fresh.start, len(fresh)), batch_size=LOAD_BATCH)
-                if backend == "postgresql":
-                    _analyze(url)  # as autovacuum would soon after a bulk load (the planner sizes tiers from it)
-                result.load_s[backend] = round(time.perf_counter() - began, 1)
-            began = time.perf_counter()
-            await load_index(index, corpus, fresh, max(fresh.start, level - NEAR_DUPLICATE_LOOKBACK), base_seq)
-            result.load_s["index"] = round(time.perf_counter() - began, 1)
-            load_streams(sync, streams, fresh.start, level, now_ms)
-
-            progress(f"scale: measuring at {level:,} stored articles")
-            probes = range(level, level + options.probes)
-            sample = range(level, level + options.stage_sample)
-            result.stage_ms = measure_stages(corpus, sample, enricher)
-            index_bytes = memory_of(sync, index_keys)
-            result.index_bytes_per_article = round(index_bytes / level, 1)
-            result.published_bytes_per_article = round(memory_of(sync, [streams.published]) / level, 1)
-            items = [(article_id(corpus.tag, n), corpus.article(n).body, f"content-{n}") for n in probes]
-            half = len(items) // 2
-            latencies, cpu_per_article, _ = await measure_dedup(index, items[:half], redis_cpu)
-            result.dedup_script_us = round(redis_cpu.script_us, 1)
-            result.dedup_p50_ms = _ms(_percentile(latencies, 50))
-            result.dedup_p95_ms = _ms(_percentile(latencies, 95))
-            # Batches of 32 as the service sends them: wall time per article is the step's cost in enrich.
-            redis_cpu.start()
-            began, own_cpu = time.perf_counter(), time.process_time()
-            for start in range(half, len(items), BATCH):
-                await index.check_and_add_many(items[start : start + BATCH])
-            batched = (time.perf_counter() - began) / (len(items) - half)
-            own_cpu = time.process_time() - own_cpu
-            batched_redis_cpu = redis_cpu.stop()
-            result.dedup_cpu_ms = _ms((own_cpu + batched_redis_cpu) / (len(items) - half))
-            result.dedup_redis_cpu_ms = _ms((batched_redis_cpu + cpu_per_article * half) / len(items))
-            result.stage_ms["enrich_dedup"] = _ms(batched)
-            queries = search_queries(corpus, options.queries, level)
-            for backend, url in backends.items():
-                admin = options.postgres_url if backend == "postgresql" else None
-                upsert, upsert_cpu, p50, p95 = await measure_storage(url, corpus, probes, queries, admin)
-                result.upsert_ms[backend] = upsert
-                result.upsert_cpu_ms[backend] = upsert_cpu
-                result.search_p50_ms[backend], result.search_p95_ms[backend] = p50, p95
-            result.stage_ms["publish"] = result.upsert_ms["sqlite"]
-            result.status_ms = await measure_status(redis_url, streams)
+            await _load_level(level, corpus, sync, base_seq, now_ms, progress)
+        # Warm-up, untimed: scripts loaded, connections open, numpy and the signer's first calls made.
+        warm = NearDuplicateIndex(levels[0].client, levels[0].settings.model_copy(update={"key_prefix": "warm"}))
+        await measure_dedup(warm, [(f"w{n}", corpus.copy_body(1, n), "") for n in range(24)], redis_cpu)
+        measure_stages(corpus, range(options.stage_sample), enricher)  # the NLP's first batch costs more
+        by_size = {level.stored: level for level in levels}
+        for number, order in enumerate(round_orders(list(by_size), options.rounds)):
+            conditions = ScaleRound(number=number + 1, order=order, load_avg=load_average())
+            progress(f"scale: round {number + 1} of {options.rounds} ({order}), load average {conditions.load_avg}")
+            began, busy = time.perf_counter(), _busy_cpu_seconds()
+            for size in order:
+                level = by_size[size]
+                first = level.stored + number * options.probes  # fresh articles each round
+                level.rounds.append(
+                    await _measure_round(
+                        level, options, corpus, enricher, range(first, first + options.probes), redis_cpu, redis_url
+                    )
+                )
+            conditions.seconds = round(time.perf_counter() - began, 1)
+            conditions.machine_busy_cores = round((_busy_cpu_seconds() - busy) / conditions.seconds, 2)
+            report.rounds.append(conditions)
+        for level in levels:
+            result = combine_rounds(level.stored, level.rounds)
+            result.load_s = level.load_s
+            result.index_bytes_per_article = level.index_bytes
+            result.published_bytes_per_article = level.published_bytes
             report.levels.append(result)
-            loaded = level + options.probes
     finally:
         sync.close()
-        await client.aclose()
+        for level in levels:
+            await level.client.aclose()
+
+
+async def _load_level(
+    level: _Level, corpus: SyntheticCorpus, sync: redis.Redis, base_seq: int, now_ms: int, progress: Progress
+) -> None:
+    """Bulk-load articles 0..stored-1 into the level's stores, its index and its streams; Redis bytes measured."""
+    from tools.bench.corpus import bulk_load
+
+    size = level.stored
+    progress(f"scale: loading {size:,} articles into {', '.join(level.backends)} and Redis")
+    for backend, url in level.backends.items():
+        began = time.perf_counter()
+        await bulk_load(url, corpus.records(0, size), batch_size=LOAD_BATCH)
+        if backend == "postgresql":
+            _analyze(url)  # as autovacuum would soon after a bulk load (the planner sizes tiers from it)
+        level.load_s[backend] = round(time.perf_counter() - began, 1)
+    began = time.perf_counter()
+    await load_index(level.index, corpus, range(size), max(0, size - NEAR_DUPLICATE_LOOKBACK), base_seq)
+    level.load_s["index"] = round(time.perf_counter() - began, 1)
+    _create_groups(sync, level.streams)
+    load_streams(sync, level.streams, 0, size, now_ms)
+    # Redis bytes per article as loaded (the rounds' probes then add the same few articles to every size)
+    level.index_bytes = round(memory_of(sync, level.index_keys) / size, 1)
+    level.published_bytes = round(memory_of(sync, [level.streams.published]) / size, 1)
+
+
+async def _measure_round(
+    level: _Level,
+    options: ScaleOptions,
+    corpus: SyntheticCorpus,
+    enricher: Any,
+    probes: range,
+    redis_cpu: _RedisCpu,
+    redis_url: str,
+) -> LevelResult:
+    """One level measured once: `probes` are new articles, added to its index and stores."""
+    result = LevelResult(stored=level.stored)
+    result.stage_ms = measure_stages(corpus, range(level.stored, level.stored + options.stage_sample), enricher)
+    items = [(article_id(corpus.tag, n), corpus.article(n).body, f"content-{n}") for n in probes]
+    half = len(items) // 2
+    latencies, cpu_per_article, _ = await measure_dedup(level.index, items[:half], redis_cpu)
+    result.dedup_script_us = round(redis_cpu.script_us, 1)
+    result.dedup_p50_ms = _ms(_percentile(latencies, 50))
+    result.dedup_p95_ms = _ms(_percentile(latencies, 95))
+    # Batches of 32 as the service sends them: wall time per article is the step's cost in enrich.
+    redis_cpu.start()
+    began, own_cpu = time.perf_counter(), time.process_time()
+    for start in range(half, len(items), BATCH):
+        await level.index.check_and_add_many(items[start : start + BATCH])
+    batched = (time.perf_counter() - began) / (len(items) - half)
+    own_cpu = time.process_time() - own_cpu
+    batched_redis_cpu = redis_cpu.stop()
+    result.dedup_cpu_ms = _ms((own_cpu + batched_redis_cpu) / (len(items) - half))
+    result.dedup_redis_cpu_ms = _ms((batched_redis_cpu + cpu_per_article * half) / len(items))
+    result.stage_ms["enrich_dedup"] = _ms(batched)
+    queries = search_queries(corpus, options.queries, level.stored)
+    for backend, url in level.backends.items():
+        admin = options.postgres_url if backend == "postgresql" else None
+        upsert, upsert_cpu, p50, p95 = await measure_storage(url, corpus, probes, queries, admin)
+        result.upsert_ms[backend] = upsert
+        result.upsert_cpu_ms[backend] = upsert_cpu
+        result.search_p50_ms[backend], result.search_p95_ms[backend] = p50, p95
+    result.stage_ms["publish"] = result.upsert_ms["sqlite"]
+    result.status_ms = await measure_status(redis_url, level.streams)
+    return result
 
 
 async def _measure_hot(
@@ -582,10 +708,10 @@ def _analyze(url: str) -> None:
         conn.execute("VACUUM ANALYZE")
 
 
-def _private_schema(postgres_url: str) -> tuple[str, str]:
+def _private_schema(postgres_url: str, suffix: str) -> tuple[str, str]:
     import psycopg
 
-    schema = f"nf_scale_{os.getpid()}_{int(time.time())}"
+    schema = f"nf_scale_{os.getpid()}_{int(time.time())}_{suffix}"
     with psycopg.connect(postgres_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     separator = "&" if "?" in postgres_url else "?"
@@ -605,23 +731,32 @@ def _drop_schema(postgres_url: str, schema: str) -> None:
 def render_scale(report: ScaleReport) -> str:
     """The report as markdown tables."""
     sizes = [f"{level.stored:,}" for level in report.levels]
-    header = "| | " + " | ".join(sizes) + " | largest / smallest |"
-    rule = "|---|" + "---:|" * (len(sizes) + 1)
-    growth = report.growth()
+    header = "| | " + " | ".join(sizes) + " | largest / smallest | in each round |"
+    rule = "|---|" + "---:|" * (len(sizes) + 2)
+    growth, round_growth = report.growth(), report.round_growth()
     lines = [
         f"{report.cpus} CPUs; {report.seconds:.0f} s; busy cores: machine {report.machine_busy_cores}, "
         f"this run {report.own_busy_cores}.",
         "",
-        "Per article (ms unless marked), with N articles stored:",
+        "Every size is loaded first, into its own store and index; then all are measured in each round, in the",
+        "order shown (new articles each time, the same number for every size). A figure is the median over the",
+        "rounds; a CPU time the least (other work on the machine only adds to it).",
         "",
-        header,
-        rule,
+        "| round | order | load average (1 / 5 / 15 min) at start | machine busy cores | s |",
+        "|---:|---|---|---:|---:|",
     ]
+    lines += [
+        f"| {r.number} | {', '.join(f'{size:,}' for size in r.order)} | {' / '.join(f'{v:.2f}' for v in r.load_avg)} "
+        f"| {r.machine_busy_cores:.2f} | {r.seconds:.0f} |"
+        for r in report.rounds
+    ]
+    lines += ["", "Per article (ms unless marked), with N articles stored:", "", header, rule]
 
     def row(label: str, values: Sequence[float | None], key: str | None, unit: str = "") -> None:
         cells = " | ".join(f"{v:,.3f}{unit}" if v is not None else "–" for v in values)
         ratio = f"{growth[key]:.2f}×" if key and key in growth else "–"
-        lines.append(f"| {label} | {cells} | {ratio} |")
+        each = ", ".join(f"{v:.2f}×" for v in round_growth[key]) if key and key in round_growth else "–"
+        lines.append(f"| {label} | {cells} | {ratio} | {each} |")
 
     stage_names = list(dict.fromkeys(name for level in report.levels for name in level.stage_ms))
     for name in stage_names:
