@@ -273,6 +273,19 @@ _MONTH_NUMBERS = {
 }
 
 
+# Headings that open a comment section: "12 Comments", "Leave a Reply", "Reader views (5)", "What you think...",
+# "{ 2 comments… read them below or add one }", "12 Responses to “…”", "Trackback Pings". A bare "Comment" is not
+# one of them: it is as often a story's own section ("Comment", "Analysis") or the paper's opinion pages.
+_COMMENT_HEADINGS = (
+    r"\d+\s+comments?|comments|comentar(?:ios)?|kommentare|commentaires|leave\s+a\s+(?:comment|reply)|"
+    r"join\s+the\s+(?:discussion|conversation)|"
+    r"(?:reader|readers['’]?|your|user)\s+(?:comments?|views|reactions|responses)(?:\s*\(\d+\))?|"
+    r"what\s+you\s+(?:think|said|say)|have\s+your\s+say|"
+    r"\{?\s*\d+\s+(?:comments?|responses?|replies|thoughts)\b(?:\s+(?:to|on)\b.{1,120}|…?[^.!?]{0,40}\}?)?|"
+    r"track\s?backs?(?:\s+(?:pings|url\b.{0,30}))?"
+)
+# A colon or an ellipsis may follow a heading; one full stop makes it a sentence ("Other countries followed.").
+_HEADING_END = r"\s*(?::|\.{2,}|…)?\s*$"
 # Headings that open the modules after a story: recirculation, comment threads, video playlists.
 MODULE_HEADING = re.compile(
     # "More on this story", "More from the Guardian", "More games news"; not a headline ("More weapons stolen").
@@ -283,19 +296,13 @@ MODULE_HEADING = re.compile(
     r"recent\s+(?:[\w’'-]+\s+){0,3}(?:articles|posts|stories|news|entries)|"
     r"(?:last|latest)\s+\d+\s+(?:posts|articles|stories)(?:\s+by(?:\s+[\w.’'-]+){1,4})?|"
     r"recommended(?:\s+\w+)*|you\s+(?:may|might)\s+(?:also\s+)?(?:like|enjoy)|most\s+(?:read|popular|viewed|shared)|"
-    r"trending(?:\s+\w+)?|popular(?:\s+\w+)?|up\s+next|now\s+watching|(?:\d+\s+)?comments?|comentar(?:ios)?|"
-    r"kommentare|commentaires|leave\s+a\s+(?:comment|reply)|join\s+the\s+(?:discussion|conversation)|"
-    # Comment sections and blog footers: "Reader views (5)", "What you think...", "{ 2 comments… read them below or
-    # add one }", "12 Responses to “…”", "Trackback Pings", "Older Post".
-    r"(?:reader|readers['’]?|your|user)\s+(?:comments?|views|reactions|responses)(?:\s*\(\d+\))?|"
-    r"what\s+you\s+(?:think|said|say)|have\s+your\s+say|"
-    r"\{?\s*\d+\s+(?:comments?|responses?|replies|thoughts)\b(?:\s+(?:to|on)\b.{1,120}|…?[^.!?]{0,40}\}?)?|"
-    r"track\s?backs?(?:\s+(?:pings|url\b.{0,30}))?|(?:older|newer)\s+posts?|"
-    r"what\s+to\s+read\s+next|read\s+next|further\s+reading|latest\s+(?:news|stories))"
-    # A colon or an ellipsis may follow; one full stop makes it a sentence ("Other countries followed.").
-    r"\s*(?::|\.{2,}|…)?\s*$",
+    r"trending(?:\s+\w+)?|popular(?:\s+\w+)?|up\s+next|now\s+watching|comment|" + _COMMENT_HEADINGS + "|"
+    # Blog footers: "Older Post".
+    r"(?:older|newer)\s+posts?|"
+    r"what\s+to\s+read\s+next|read\s+next|further\s+reading|latest\s+(?:news|stories))" + _HEADING_END,
     re.IGNORECASE,
 )
+COMMENTS_HEADING = re.compile(f"^(?:{_COMMENT_HEADINGS}){_HEADING_END}", re.IGNORECASE)
 # Scripts written without spaces between words: a \w+ run there is a phrase, not a word. Chinese and Japanese words
 # average under two characters, Thai, Lao, Khmer and Myanmar ones about four code points (vowel signs and tone marks
 # included), so a word there is measured as that many characters: "too short" then means the same in every script.

@@ -475,3 +475,34 @@ def test_comment_sections_and_blog_footers_after_the_story_go(heading: str) -> N
 def test_a_short_closing_line_that_only_looks_like_a_module_heading_stays(line: str) -> None:
     body = clean(article_page(extra_body=f"<p>{line}</p>")).body
     assert body.endswith(line)
+
+
+COMMENTS = [
+    "I have lived by that depot for thirty years and never once seen it used, so this is good news for all of us who "
+    "walk past it every morning on the way to the station.",
+    "Twelve million euros for lawns while the buses still run every forty minutes. The council should fix the "
+    "transport it already has before it builds anything new on that land.",
+    "The soil survey is the real story here: who paid for a century of oil in the ground, and why is it the city and "
+    "not the companies that ran the trams?",
+]
+
+
+@pytest.mark.parametrize("heading", ["12 Comments", "Leave a Reply", "Comments"])
+def test_a_comment_thread_longer_than_the_story_is_cut_at_its_heading(heading: str) -> None:
+    # The thread outweighs the story, so a "most of the story read" rule would keep it; a comment heading does not.
+    thread = "".join(
+        f"<p>{name} on April {day}</p><p>{text} {name} agrees with the {number}th reply above.</p>"
+        for day, name in enumerate(["Brad", "Mira K.", "J. Okafor"], start=8)
+        for number, text in enumerate(COMMENTS, start=day)
+    )
+    assert clean(article_page(extra_body=f"<p>{heading}</p>{thread}")).body == "\n\n".join(PARAGRAPHS)
+
+
+def test_a_subheading_named_comment_early_in_the_story_ends_nothing() -> None:
+    # "Comment" as the story's own section (offer commentary, not read it), after a fifth of the story.
+    first, *rest = PARAGRAPHS
+    html = article_page().replace(
+        "".join(f"<p>{paragraph}</p>" for paragraph in PARAGRAPHS),
+        f"<p>{first}</p><h2>Comment</h2>" + "".join(f"<p>{paragraph}</p>" for paragraph in rest),
+    )
+    assert clean(html).body.endswith(PARAGRAPHS[-1])
