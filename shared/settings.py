@@ -9,7 +9,7 @@ from functools import lru_cache
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     poll_ms: int = Field(default=100, ge=1)
     max_deliveries: int = Field(default=5, ge=1)
     claim_idle_ms: int = Field(default=30_000, ge=100)
+    # A connection to Redis or PostgreSQL with no answer for this long (a request unanswered, data unacknowledged,
+    # keepalive probes lost: the link is gone) is dropped and made anew (shared/links.py). With the retry cap it
+    # bounds how soon a replica cut off works again once its network is back: see `links.rejoin_bound_s`.
+    link_timeout_s: float = Field(default=10.0, ge=1.0)
+    # A step failing for a transient reason (Redis or the database away) is retried after 0.2 s, 0.4 s, ... and
+    # at most this long apart.
+    retry_max_s: float = Field(default=10.0, gt=0)
     claim_interval_ms: int = Field(default=5_000, ge=50)
     # A batch in hand is renewed (kept from other replicas' claimers) for at most this long: past it, a hung handler
     # or an outage that never ends shows as entries pending past the claim time, and another replica may take them.
@@ -125,6 +132,16 @@ class Settings(BaseSettings):
     # New URLs queued from one poll of one source (newest first); the rest wait for the next poll.
     fetch_max_links_per_poll: int = Field(default=1000, ge=1)
     fetch_max_sitemaps_per_poll: int = Field(default=50, ge=1)
+
+    @model_validator(mode="after")
+    def _reads_fit_the_link_timeout(self) -> Settings:
+        # XREADGROUP blocks up to NEWSFLOW_POLL_MS waiting for entries: the reply timeout must leave room for it.
+        if self.poll_ms / 1000 + 1 > self.link_timeout_s:
+            raise ValueError(
+                f"NEWSFLOW_LINK_TIMEOUT_S ({self.link_timeout_s}) must exceed NEWSFLOW_POLL_MS ({self.poll_ms} ms) "
+                "by at least 1 s: a read blocking that long would be taken for a dead link"
+            )
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -17,10 +17,13 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
-from tests.servers import reaper
+from tests.servers import PostgresCluster, RedisServer, postgres_binaries_missing, reaper
 
 SUBNET_FIRST = "10.231"
 
@@ -115,3 +118,31 @@ class TestNetwork:
             subprocess.run(["ip", "netns", "delete", name], capture_output=True)
         self.created.clear()
         return killed
+
+
+@contextmanager
+def data_host(network: TestNetwork, host: str = "data") -> Iterator[tuple[RedisServer, str, str]]:
+    """Redis, and PostgreSQL (SQLite on the shared disk when PostgreSQL is not installed), on `host`.
+
+    Yields the server, the storage URL the other hosts use, and the one the test process (outside) reads through.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="newsflow-netns-"))
+    # Reached over the network, so with a password (and Redis's protected mode lets no one in without one).
+    server = RedisServer(workdir / "redis", secrets.token_hex(16), durable=False, netns=network.namespaces[host],
+                         host=network.addresses[host])
+    cluster = None
+    try:
+        server.start()
+        if postgres_binaries_missing():
+            url = f"sqlite:///{workdir / 'newsflow.db'}"
+            yield server, url, url
+        else:
+            cluster = PostgresCluster(netns=network.namespaces[host], host=network.addresses[host],
+                                      allow=network.cidr)
+            cluster.init().start()
+            yield server, cluster.url, cluster.local_url
+    finally:
+        server.stop(kill=True)
+        if cluster is not None:
+            cluster.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -39,7 +39,7 @@ except ConfigurationError as exc:
     # A configuration mistake, not a crash: one clear log line and exit status 2, no traceback.
     log.error(exc.event, error=str(exc))
     raise SystemExit(2) from exc
-storage = open_storage(settings.storage_url, read_mostly=True)
+storage = open_storage(settings.storage_url, read_mostly=True, link_timeout_s=settings.link_timeout_s)
 redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2, socket_timeout=10)
 streams = names(settings)
 history = LagHistory()

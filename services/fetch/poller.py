@@ -69,7 +69,7 @@ class SourcePoller:
     def __init__(self, settings: Settings, fetcher: PageFetcher, storage: Storage | None = None) -> None:
         self.settings = settings
         self.fetcher = fetcher
-        self.storage = storage or open_storage(settings.storage_url)
+        self.storage = storage or open_storage(settings.storage_url, link_timeout_s=settings.link_timeout_s)
         self.sources: list[Source] = []
         self._refreshed = 0.0
         self._forgot = time.monotonic()

@@ -19,7 +19,7 @@ from shared.transport.delivery import Stage, decode_event, keep_raw_entries
 settings = get_settings()
 configure_logging(settings, service="publish")
 broker = make_broker(settings)
-storage = open_storage(settings.storage_url)
+storage = open_storage(settings.storage_url, link_timeout_s=settings.link_timeout_s)
 log = get_logger("newsflow.publish")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from shared.links import DEFAULT_LINK_TIMEOUT_S
 from shared.storage.base import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -32,10 +33,11 @@ __all__ = [
 ]
 
 
-def open_storage(url: str, *, read_mostly: bool = False) -> Storage:
+def open_storage(url: str, *, read_mostly: bool = False, link_timeout_s: float = DEFAULT_LINK_TIMEOUT_S) -> Storage:
     """The backend for `url` (`sqlite:///rel.db`, `sqlite:////abs.db`, `postgresql://...`); connects lazily.
 
-    `read_mostly` (the read API): SQLite keeps a larger page cache and maps the file.
+    `read_mostly` (the read API): SQLite keeps a larger page cache and maps the file. `link_timeout_s`: a
+    PostgreSQL connection whose link went dead is dropped within it (NEWSFLOW_LINK_TIMEOUT_S, shared/links.py).
     """
     if url.startswith("sqlite:"):
         from shared.storage.sqlite import SQLiteStorage
@@ -44,5 +46,5 @@ def open_storage(url: str, *, read_mostly: bool = False) -> Storage:
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         from shared.storage.postgres import PostgresStorage
 
-        return PostgresStorage(url.replace("postgresql+psycopg://", "postgresql://", 1))
+        return PostgresStorage(url.replace("postgresql+psycopg://", "postgresql://", 1), link_timeout_s=link_timeout_s)
     raise ValueError(f"unsupported storage URL {url!r}: use sqlite:///path.db or postgresql://...")

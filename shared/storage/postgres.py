@@ -11,10 +11,12 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
 from shared.errors import ConfigurationError, Rejected, TransientError
 from shared.events import ArticleRecord, SkippedRevision
+from shared.links import DEFAULT_LINK_TIMEOUT_S, libpq_link_options
 from shared.storage.base import (
     HIGHLIGHT_END,
     HIGHLIGHT_START,
@@ -164,9 +166,16 @@ async def _require_utf8(pool: AsyncConnectionPool) -> None:
 class PostgresStorage(Storage):
     """Articles in PostgreSQL through a lazily opened async connection pool."""
 
-    def __init__(self, url: str, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    def __init__(
+        self, url: str, connect_timeout_s: float = CONNECT_TIMEOUT_S, link_timeout_s: float = DEFAULT_LINK_TIMEOUT_S
+    ) -> None:
         self.url = url
         self.connect_timeout_s = connect_timeout_s
+        self.link_timeout_s = link_timeout_s
+        # A dead link drops the connection within link_timeout_s instead of waiting on TCP (shared/links.py);
+        # what the URL sets itself is kept.
+        given = conninfo_to_dict(url)
+        self.link_options = {k: v for k, v in libpq_link_options(link_timeout_s).items() if k not in given}
         self._pool: AsyncConnectionPool | None = None
         self._pool_lock = asyncio.Lock()
 
@@ -181,7 +190,10 @@ class PostgresStorage(Storage):
                     # One plain connection first: the pool would keep retrying a refused connection for its whole
                     # timeout, and a service waiting for its database logs one line per attempt, not one per 10 s.
                     probe = await psycopg.AsyncConnection.connect(
-                        self.url, connect_timeout=max(1, int(self.connect_timeout_s)), autocommit=True
+                        self.url,
+                        connect_timeout=max(1, int(self.connect_timeout_s)),
+                        autocommit=True,
+                        **self.link_options,
                     )
                 except (psycopg.OperationalError, psycopg.InterfaceError) as error:
                     raise TransientError(f"postgresql unavailable: {_first_lines(error)}") from error
@@ -191,7 +203,16 @@ class PostgresStorage(Storage):
                     min_size=POOL_MIN_SIZE,
                     max_size=POOL_MAX_SIZE,
                     timeout=self.connect_timeout_s,
-                    kwargs={"autocommit": True},
+                    kwargs={
+                        "autocommit": True,
+                        "connect_timeout": max(1, int(self.connect_timeout_s)),
+                        **self.link_options,
+                    },
+                    # The pool reconnects lost connections with a backoff that doubles for up to this long, then
+                    # gives up until a connection is asked for again. At its default (5 min) the wait grew with
+                    # the outage: after a 2-minute partition its next attempt could come 2 minutes after the
+                    # network was back. Capped at the link timeout, it comes within that.
+                    reconnect_timeout=self.link_timeout_s,
                     configure=_configure_connection,
                     open=False,
                 )

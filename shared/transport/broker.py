@@ -25,6 +25,7 @@ from redis.asyncio.connection import ConnectionPool
 from redis.exceptions import ResponseError
 
 from shared.errors import redis_group_missing, redis_refuses_for_now
+from shared.links import redis_link_options
 from shared.observability.logging import get_logger
 from shared.observability.metrics import record_group_recreated, record_transient_failure
 from shared.settings import Settings
@@ -37,12 +38,12 @@ log = get_logger("newsflow.broker")
 
 def make_redis(settings: Settings) -> Redis:
     """An asyncio Redis client (bytes in, bytes out) for pipelines, groups and admin."""
+    # A dead link is dropped within NEWSFLOW_LINK_TIMEOUT_S and the next command connects anew (shared/links.py).
     return Redis.from_url(
         settings.redis_url,
         decode_responses=False,
         health_check_interval=30,
-        socket_connect_timeout=5,
-        socket_keepalive=True,
+        **redis_link_options(settings.link_timeout_s),
     )
 
 
@@ -151,5 +152,6 @@ def make_broker(settings: Settings) -> NewsflowBroker:
         graceful_timeout=settings.shutdown_timeout_s,
         log_level=logging.DEBUG,
         logger=logging.getLogger("newsflow.broker"),
-        socket_connect_timeout=5,
+        # The subscribers' reads too: without a reply timeout a read sent into a dead link waits on TCP.
+        **redis_link_options(settings.link_timeout_s),
     )

@@ -154,7 +154,6 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RedisTimeoutError,
     ConnectionError,
 )
-MAX_BACKOFF_S = 30.0
 # How often a stage with a `check` probes its sink (publish: storage) while it runs.
 CHECK_INTERVAL_S = 5.0
 
@@ -162,6 +161,15 @@ CHECK_INTERVAL_S = 5.0
 def is_transient(exc: BaseException) -> bool:
     """A failure that passes by itself (a dependency down or refusing for now): retry, never dead-letter at once."""
     return isinstance(exc, TRANSIENT_ERRORS) or redis_refuses_for_now(exc)
+
+
+def retry_delay_s(attempt: int, retry_max_s: float) -> float:
+    """The pause before retry `attempt` (1, 2, ...): 0.2 s doubling, at most `retry_max_s`, jittered down to half.
+
+    The cap is what a step waits at worst once its dependency is back (it was 30 s: a replica whose link came
+    back could sit that long on the batch in hand before reading again).
+    """
+    return min(retry_max_s, 0.2 * 2.0**attempt) * (0.5 + random.random() / 2)
 
 
 TRACEBACK_LINES = 12
@@ -752,7 +760,7 @@ class Stage(Generic[In, Out]):
                 record_transient_failure(self.name, what, exc)
                 if self._stopping.is_set():
                     raise
-                delay = min(MAX_BACKOFF_S, 0.2 * 2**attempt) * (0.5 + random.random() / 2)
+                delay = retry_delay_s(attempt, self.settings.retry_max_s)
                 self._note_failure(what, exc, attempt=attempt, delay=delay)
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=delay)
