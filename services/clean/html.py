@@ -33,7 +33,14 @@ from services.clean.lines import (
     words_of,
 )
 from services.clean.linktext import PageLinks, link_coverage, page_links
-from services.clean.storymap import LineMap, embedded_posts, outside_story_edges, unseen_lines, widget_tail
+from services.clean.storymap import (
+    LineMap,
+    embedded_posts,
+    outside_story_edges,
+    shown_to_readers,
+    unseen_lines,
+    widget_tail,
+)
 from services.clean.text import extract_text, split_units, tail_bios
 from services.clean.unicode import matching_form, repair_text
 
@@ -132,6 +139,7 @@ class HtmlExtraction:
     language_declared: str | None = None
     dropped: Counter[str] = field(default_factory=Counter)
     signals: PageSignals = field(default_factory=PageSignals)
+    description: str | None = None
 
 
 def declared_language(html: str) -> str | None:
@@ -156,10 +164,59 @@ def extract_html(html: str, *, url: str | None = None, tuning: HtmlTuning = DEFA
     parsed = _extract_story(html, url, result, tuning)
     if tuning.trafilatura_fast and parsed is not None:
         _rescue(html, url, result, tuning)
+    if parsed is not None and result.description and result.paragraphs:
+        standfirst = _standfirst(parsed.parts, result.description, result.title, result.paragraphs)
+        if standfirst is not None:
+            result.paragraphs = [standfirst, *result.paragraphs]
 
     if count_words("\n".join(result.paragraphs)) < _SUSPICIOUS_WORDS:
         _apply_fallback(html, result)
     return result
+
+
+# A standfirst is a sentence or two: the page's description within these bounds, in words.
+_STANDFIRST_WORDS = (5, 60)
+# How many of the story's first paragraphs are searched for the description (a lede it repeats is no standfirst).
+_STANDFIRST_OPENING = 3
+# Lines compared by their first characters (a description is often cut short with "…").
+_STANDFIRST_KEY_CHARS = 40
+# The description is shown at most this many text nodes above the story's first line (the headline, a byline, a
+# date and a photo credit sit between them; measured on news-gold's studied folds, one page in 69 had it further).
+_STANDFIRST_DISTANCE = 30
+# A text node this long is enough to recognise one of the story's first paragraphs by.
+_STANDFIRST_LINE_CHARS = 20
+
+
+def _standfirst(parts: PageParts, description: str, title: str | None, paragraphs: list[str]) -> str | None:
+    """The page's description when the page prints it above the story as a line of its own (the standfirst under
+    the headline, which trafilatura leaves out with the header around it), and neither the headline nor the story's
+    opening repeats it."""
+    wanted = " ".join(description.split())
+    if not _STANDFIRST_WORDS[0] <= count_words(wanted) <= _STANDFIRST_WORDS[1]:
+        return None
+    key = matching_form(wanted)[:_STANDFIRST_KEY_CHARS]
+    if (title and matching_form(title).startswith(key)) or key in matching_form(
+        " ".join(paragraphs[:_STANDFIRST_OPENING])
+    ):
+        return None
+    heads = [matching_form(paragraph)[:_STANDFIRST_KEY_CHARS] for paragraph in paragraphs[:_STANDFIRST_OPENING]]
+    shown: int | None = None
+    for index, (raw, element, _) in enumerate(parts.texts):
+        text = " ".join(raw.split())
+        if shown is None and text == wanted:
+            if not shown_to_readers(element):
+                return None
+            shown = index
+            continue
+        if shown is not None and index - shown > _STANDFIRST_DISTANCE:
+            return None
+        if len(text) < _STANDFIRST_LINE_CHARS:
+            continue
+        line_key = matching_form(text[: 2 * _STANDFIRST_KEY_CHARS])[:_STANDFIRST_KEY_CHARS]
+        if any(head.startswith(line_key) for head in heads if head):
+            # The story begins here: the description is a standfirst only if it was shown above.
+            return wanted if shown is not None else None
+    return None
 
 
 _RESCUE_LENGTH_FACTOR = 2
@@ -205,8 +262,11 @@ def _rescue(html: str, url: str | None, result: HtmlExtraction, tuning: HtmlTuni
     ):
         result.paragraphs, result.dropped = second.paragraphs, second.dropped
         result.extractor = "trafilatura-full"
-    elif words < tuning.rescue_short_words and longer and not off_topic and (
-        agreement(second.paragraphs, result.paragraphs) < _SPLIT_STORY_SHARED
+    elif (
+        words < tuning.rescue_short_words
+        and longer
+        and not off_topic
+        and (agreement(second.paragraphs, result.paragraphs) < _SPLIT_STORY_SHARED)
     ):
         # A story printed in two blocks (the lede above a photo or an ad, the rest below): the fast pass found the
         # first, the full pass the larger second, and they share almost nothing; together they are the story.
@@ -316,6 +376,7 @@ def _main_text(tree: HtmlElement, url: str | None, tuning: HtmlTuning) -> str | 
 
 def _apply_page_meta(meta: PageMeta, result: HtmlExtraction, url: str | None, tree: HtmlElement) -> None:
     result.site_name = _clean_meta(meta.site_name)
+    result.description = _clean_meta(meta.description)
     result.signals = PageSignals(liveblog=meta.liveblog, paywalled=meta.paywalled)
     result.url = _clean_meta(meta.url)
     result.title = _declared_headline(meta.titles, result.site_name, result.url or url)

@@ -36,6 +36,8 @@ class PageMeta:
     site_name: str | None = None
     url: str | None = None
     byline_texts: list[str] = field(default_factory=list)
+    # The page's summary of the story (og:description, description): often the standfirst printed under the headline.
+    description: str | None = None
     liveblog: bool = False
     # schema.org `isAccessibleForFree: false`, the markup news sites give paywalled stories.
     paywalled: bool = False
@@ -177,6 +179,12 @@ def read_page_meta(tree: HtmlElement, declarations: Iterable[HtmlElement] | None
         tags.get("twitter:site", "").lstrip("@") or None,
     )
     meta.url = _first(found.canonical, tags.get("og:url"))
+    meta.description = _first(
+        tags.get("og:description"),
+        tags.get("description"),
+        tags.get("twitter:description"),
+        _text(ld.get("description")),
+    )
     meta.published = _first(
         _text(ld.get("datePublished")),
         tags.get("article:published_time"),

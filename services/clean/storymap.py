@@ -180,6 +180,11 @@ def _is_unseen(element: HtmlElement) -> bool:
     )
 
 
+def shown_to_readers(element: HtmlElement) -> bool:
+    """Neither the element nor any element around it is hidden, a video player's or an aside."""
+    return not any(_is_unseen(node) for node in (element, *element.iterancestors()))
+
+
 class _Marks:
     """The unseen containers (hidden, player, aside) around elements, each element judged once per page."""
 

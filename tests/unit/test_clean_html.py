@@ -506,3 +506,36 @@ def test_a_subheading_named_comment_early_in_the_story_ends_nothing() -> None:
         f"<p>{first}</p><h2>Comment</h2>" + "".join(f"<p>{paragraph}</p>" for paragraph in rest),
     )
     assert clean(html).body.endswith(PARAGRAPHS[-1])
+
+
+STANDFIRST = "The council chose lawns and a covered market over housing for the riverside land."
+
+
+def standfirst_page(description: str, shown: str) -> str:
+    """The article page with a declared description and a header that shows `shown` under the headline."""
+    page = article_page(head=f'<meta property="og:description" content="{description}">')
+    # Under the headline, outside the <article> that holds the story (as headers are printed): trafilatura leaves it.
+    return page.replace(
+        "<main><article>", f'<header class="deck"><p class="standfirst">{shown}</p></header><main><article>'
+    )
+
+
+def test_a_standfirst_the_page_declares_and_shows_above_the_story_opens_the_body() -> None:
+    assert clean(standfirst_page(STANDFIRST, STANDFIRST)).body == "\n\n".join([STANDFIRST, *PARAGRAPHS])
+
+
+@pytest.mark.parametrize(
+    ("description", "shown"),
+    [
+        # Declared but never shown (a summary for search engines and link previews).
+        (STANDFIRST, "Photo: the depot in 1932."),
+        # Shown, but hidden from readers.
+        (STANDFIRST, f'<span hidden="">{STANDFIRST}</span>'),
+        # The story's own lede, or the headline, as the description.
+        (PARAGRAPHS[0], PARAGRAPHS[0]),
+        ("Old tram depot to become a park", "Old tram depot to become a park"),
+    ],
+)
+def test_a_description_is_no_standfirst_unless_shown_apart_from_headline_and_lede(description: str, shown: str) -> None:
+    body = clean(standfirst_page(description, shown)).body
+    assert body.startswith(PARAGRAPHS[0]) and body.count(PARAGRAPHS[0]) == 1
