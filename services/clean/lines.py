@@ -315,6 +315,8 @@ _SOUTHEAST_ASIAN_CHARS_PER_WORD = 4
 _UNPUNCTUATED_SCRIPT = re.compile("[\u0e00-\u0eff]")
 # Longer lines are paragraphs: furniture rules are not even tried on them (a speed guard as much as a rule).
 _MAX_FURNITURE_CHARS = 400
+# A menu in front of a footer's legal notice has at least this many items.
+_MIN_MENU_SEGMENTS = 3
 _BIO_VERB_AFTER_NAME = re.compile(rf"\s+{_BIO_VERBS}\b")
 _ROLE_LINE_WORDS = 4
 _GLUED_WORDS = re.compile(r"(?<=[a-z])(?=[A-Z][a-z])")
@@ -446,16 +448,29 @@ def is_chrome(text: str) -> bool:
     if not words:
         # Lines of symbols only ("|", "•••", "—") are decoration.
         return True
-    if len(words) <= 24 and _NAV_SEPARATOR.search(text):
-        segments = [segment for segment in _NAV_SEPARATORS.split(text) if segment]
-        if len(segments) >= 3 and all(len(words_of(segment)) <= 3 for segment in segments):
-            return not ends_like_sentence(text) or all(_is_furniture(words_of(seg)) for seg in segments)
+    if _NAV_SEPARATOR.search(text):
+        if len(words) <= 24:
+            segments = [segment for segment in _NAV_SEPARATORS.split(text) if segment]
+            if len(segments) >= 3 and all(len(words_of(segment)) <= 3 for segment in segments):
+                return not ends_like_sentence(text) or all(_is_furniture(words_of(seg)) for seg in segments)
+        if _is_menu_over_legal(text):
+            return True
     if len(words) > 8 or len(text) > 70 or (ends_like_sentence(text.rstrip(":")) and len(words) > 3):
         return False
     if _GLUED_WORDS.search(text):
         # Two links scraped without a space between them: "Skip to main contentSkip to navigation".
         words = words_of(_GLUED_WORDS.sub(" ", text))
     return _is_furniture(words)
+
+
+def _is_menu_over_legal(text: str) -> bool:
+    """A page footer in one line: a menu, then the legal notice ("Home | About us | Disclaimer (c) 2008 Site, All
+    Rights Reserved. The views expressed…")."""
+    legal = _COPYRIGHT.search(text)
+    if legal is None:
+        return False
+    segments = [segment for segment in _NAV_SEPARATORS.split(text[: legal.start()]) if words_of(segment)]
+    return len(segments) >= _MIN_MENU_SEGMENTS and all(len(words_of(segment)) <= 3 for segment in segments)
 
 
 def _is_copyright(text: str) -> bool:

@@ -112,6 +112,9 @@ def test_seed_metadata(seed: CleanSection) -> None:
         "Privacy Policy | Terms of Use | Cookie Settings",
         "Home | News | Sport | Weather | Business",
         "•••",
+        # A footer in one line: the menu, then the legal notice and a disclaimer.
+        "Home | Archives | Feedback | About us | Disclaimer (c) 2024 Harbour Gazette, All Rights Reserved. The views "
+        "expressed in the articles are not necessarily those of the Gazette.",
     ],
 )
 def test_chrome_lines_are_recognised(line: str) -> None:
@@ -149,6 +152,7 @@ def test_interstitial_lines_are_recognised(line: str) -> None:
         "The newsletter, first printed in 1952, was the harbour's only source of shipping news.",
         "Share prices rose 4 per cent.",
         "Comments from residents were mixed.",
+        "The ruling covers pages | menus and (c) marks alike, the court said, and all rights reserved by the authors.",
     ],
 )
 def test_story_lines_are_not_furniture(line: str) -> None:
