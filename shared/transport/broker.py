@@ -16,12 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Iterable
 from typing import Any, cast
 
 from faststream.redis import RedisBroker
 from faststream.redis.configs.state import ConnectionState, RedisConnectionState
 from redis.asyncio import Redis
-from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    ConnectionPool,
+    SSLConnection,
+    UnixDomainSocketConnection,
+    parse_url,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
 from shared.errors import redis_group_missing, redis_refuses_for_now
@@ -36,6 +45,55 @@ MAX_READ_BACKOFF_S = 10.0
 log = get_logger("newsflow.broker")
 
 
+class _ClosedTransportIsLost(AbstractConnection):
+    """A connection whose socket went away under redis-py is made anew before the next command is sent on it.
+
+    When the kernel drops a connection (TCP_USER_TIMEOUT or keepalive on a dead link, a reset) the event loop
+    closes its transport, and redis-py does not notice until it writes: on uvloop (`newsflow serve` installs it)
+    that write raised RuntimeError("unable to perform operation on <TCPTransport closed=True ...>; the handler is
+    closed"), which is no ConnectionError — after a host's link came back its subscribers logged "Message fetch
+    error" and paused 5 s, and a stage took it for a bug in the step (not transient). Nothing of the command has
+    gone out then, so connecting first and sending it is safe for any command.
+    """
+
+    async def send_packed_command(self, command: bytes | str | Iterable[bytes], check_health: bool = True) -> None:
+        writer = self._writer
+        if writer is not None and writer.transport.is_closing():
+            await self.disconnect(nowait=True)
+            await self.connect()  # type: ignore[no-untyped-call]
+        try:
+            await super().send_packed_command(command, check_health)
+        except RuntimeError as exc:  # closed between the check and the write
+            if "handler is closed" not in str(exc):
+                raise
+            raise RedisConnectionError(f"Connection lost: {exc}") from exc
+
+
+class TcpConnection(_ClosedTransportIsLost, Connection):
+    pass
+
+
+class TlsConnection(_ClosedTransportIsLost, SSLConnection):
+    pass
+
+
+class UnixConnection(_ClosedTransportIsLost, UnixDomainSocketConnection):
+    pass
+
+
+LOSS_AWARE: dict[type[AbstractConnection], type[AbstractConnection]] = {
+    Connection: TcpConnection,
+    SSLConnection: TlsConnection,
+    UnixDomainSocketConnection: UnixConnection,
+}
+
+
+def loss_aware(options: dict[str, Any]) -> dict[str, Any]:
+    """Connection-pool options (a parsed URL's) with the connection class made `_ClosedTransportIsLost`."""
+    given = options.get("connection_class", Connection)
+    return {**options, "connection_class": LOSS_AWARE.get(given, given)}
+
+
 def make_redis(settings: Settings) -> Redis:
     """An asyncio Redis client (bytes in, bytes out) for pipelines, groups and admin."""
     # A dead link is dropped within NEWSFLOW_LINK_TIMEOUT_S and the next command connects anew (shared/links.py).
@@ -43,6 +101,7 @@ def make_redis(settings: Settings) -> Redis:
         settings.redis_url,
         decode_responses=False,
         health_check_interval=30,
+        connection_class=loss_aware(dict(parse_url(settings.redis_url)))["connection_class"],
         **redis_link_options(settings.link_timeout_s),
     )
 
@@ -118,7 +177,8 @@ class _GroupKeepingState(RedisConnectionState):
         self._broker = broker
 
     async def connect(self) -> Redis:
-        client = cast(GroupKeepingRedis, GroupKeepingRedis.from_pool(ConnectionPool(**self._options)))
+        pool = ConnectionPool(**loss_aware(self._options))
+        client = cast(GroupKeepingRedis, GroupKeepingRedis.from_pool(pool))
         client.broker = self._broker
         self._client = client
         self._connected = True
