@@ -20,6 +20,7 @@ from services.enrich.entities import FieldText, extract_entities
 from services.enrich.gazetteer import Gazetteer, gazetteer
 from services.enrich.keywords import KeywordExtractor
 from services.enrich.language import LanguageIdentifier
+from services.enrich.ner import EntityRecognizer
 from services.enrich.places import resolve_places
 from services.enrich.sentiment import SentimentScorer
 from services.enrich.summary import summarise
@@ -89,6 +90,7 @@ class Enricher:
         self.nlp = load_spacy(settings.spacy_model)
         self.common_words = common_words_of(self.nlp)
         self.active_pipes = [name for name in self.nlp.pipe_names if name not in UNUSED_PIPES]
+        self.recognise = EntityRecognizer(self.nlp, self.active_pipes)
         self.stop_words = frozenset(self.nlp.Defaults.stop_words)
         # Non-English text gets sentences from a language-neutral pipeline (summary needs them).
         self.neutral_nlp = spacy.blank("xx")
@@ -122,8 +124,7 @@ class Enricher:
             )
             item.body_restored = restore_case(body, item.evidence, self.is_known_name, self.common_words)
             texts += [item.title_restored, item.body_restored]
-        with self.nlp.select_pipes(enable=self.active_pipes):
-            docs = list(self.nlp.pipe(texts, batch_size=2 * NLP_CHUNK_ARTICLES))
+        docs = self.recognise(texts, batch_size=2 * NLP_CHUNK_ARTICLES)
         parsed = {id(item): (docs[2 * i], docs[2 * i + 1]) for i, item in enumerate(english)}
         return [self._section(item, parsed.get(id(item))) for item in prepared]
 

@@ -1,5 +1,10 @@
 """Enrich speed and memory: articles/s on one core and peak RSS (`python -m tools.bench.enrich`).
 
+In process, the same run measures a baseline: spaCy's NER alone, as spaCy runs it (the model enrich loads, only
+the NER pipe, `nlp.pipe` over the same titles and bodies in batches of the same size), so the logic's cost per
+article reads as a ratio that holds across machines and loads; and enrich's own NER pass over those texts
+(`Enricher.recognise`), so what the rest of the logic costs shows too. Rounds alternate between the three.
+
 `--service` measures a real `newsflow serve enrich` process instead, as deployed (HTTP side on): the corpus goes
 onto the cleaned stream of a bench-owned redis-server, and the report gives the process's peak RSS (the kernel's
 high-water mark) and the logic per article from the enriched events' trace stamps. `--corpus bench` is the corpus
@@ -17,14 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import redis
 
-from services.enrich.enricher import Enricher
+from services.enrich.enricher import MAX_NER_CHARS, NLP_CHUNK_ARTICLES, UNUSED_PIPES, Enricher, load_spacy
 from shared.events import CleanedArticle, CleanSection, IngestSection
 from shared.settings import Settings
 
@@ -64,6 +69,31 @@ def measure(enricher: Enricher, articles: Sequence[CleanedArticle], batch_size: 
     for start in range(0, len(articles), batch_size):
         enricher.enrich_batch(articles[start : start + batch_size])
     return len(articles) / (time.perf_counter() - wall), len(articles) / (time.process_time() - cpu)
+
+
+def ner_texts(articles: Sequence[CleanedArticle]) -> list[str]:
+    """The texts enrich gives the NER: each article's title and body (its first MAX_NER_CHARS characters)."""
+    return [text for a in articles for text in (a.clean.title, a.clean.body[:MAX_NER_CHARS])]
+
+
+def spacy_ner_alone(model: str) -> Callable[[Sequence[str]], None]:
+    """spaCy's NER as spaCy runs it: a fresh load of the model enrich uses, only the NER pipe, `nlp.pipe`."""
+    nlp = load_spacy(model)  # its own copy: enrich's runs the NER on other matrix ops
+    without = [name for name in nlp.pipe_names if name not in UNUSED_PIPES and name != "ner"]
+
+    def run(texts: Sequence[str]) -> None:
+        with nlp.select_pipes(disable=without):
+            for _ in nlp.pipe(texts, batch_size=2 * NLP_CHUNK_ARTICLES):
+                pass
+
+    return run
+
+
+def cpu_ms_per_article(run: Callable[[], object], articles: int) -> float:
+    """CPU milliseconds of this process per article for one call of `run`."""
+    started = time.process_time()
+    run()
+    return (time.process_time() - started) * 1000 / articles
 
 
 def bench_corpus(count: int) -> list[CleanedArticle]:
@@ -173,6 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--corpus", choices=("categories", "bench"), default="categories")
     parser.add_argument("--service", action="store_true", help="measure a `newsflow serve enrich` process")
+    parser.add_argument("--rounds", type=int, default=2, help="in process: alternating rounds of each measurement")
     args = parser.parse_args(argv)
     if args.corpus == "bench":
         corpus = bench_corpus(args.articles)
@@ -187,12 +218,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     articles = corpus
     measure(enricher, articles[:10], args.batch_size)  # warm-up: lazy language models, caches
     wall_rate, cpu_rate = measure(enricher, articles, args.batch_size)
+    # The high-water mark of enrich alone, before the baseline's copy of the model is loaded.
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    texts = ner_texts(articles)
+    ner_alone = spacy_ner_alone(enricher.settings.spacy_model)
+    ner_alone(texts[:20])  # warm-up
+    logic_ms = [1000 / cpu_rate]
+    alone_ms: list[float] = []
+    pass_ms: list[float] = []
+    for round_ in range(max(1, args.rounds)):
+        alone_ms.append(cpu_ms_per_article(lambda: ner_alone(texts), len(articles)))
+        pass_ms.append(
+            cpu_ms_per_article(lambda: enricher.recognise(texts, batch_size=2 * NLP_CHUNK_ARTICLES), len(articles))
+        )
+        if round_:
+            logic_ms.append(1000 / measure(enricher, articles, args.batch_size)[1])
     words = sum(len(a.clean.body.split()) for a in articles) / len(articles)
+    logic, alone, own_pass = statistics.fmean(logic_ms), statistics.fmean(alone_ms), statistics.fmean(pass_ms)
     report = {
         "corpus": args.corpus,
         "articles_per_s": round(wall_rate, 1),
         "articles_per_cpu_s": round(cpu_rate, 1),
+        "logic_cpu_ms": round(logic, 1),
+        "spacy_ner_alone_cpu_ms": round(alone, 1),
+        "logic_over_ner_alone": round(logic / alone, 2),
+        "enrich_nlp_pass_cpu_ms": round(own_pass, 1),
+        "rounds_ms": {
+            "logic": [round(v, 1) for v in logic_ms],
+            "spacy_ner_alone": [round(v, 1) for v in alone_ms],
+            "enrich_nlp_pass": [round(v, 1) for v in pass_ms],
+        },
         "words_per_article": round(words),
         "peak_rss_mb": round(peak_mb),
         "model_load_s": round(load_s, 2),

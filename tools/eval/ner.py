@@ -131,9 +131,8 @@ def fold(label: str) -> str | None:
 
 def predict_bare(enricher: Enricher, texts: list[str]) -> Iterator[set[Pair]]:
     """The model alone: its entities as they come, labels folded."""
-    with enricher.nlp.select_pipes(enable=enricher.active_pipes):
-        for doc in enricher.nlp.pipe(texts, batch_size=16):
-            yield {(ent.text, kind) for ent in doc.ents if (kind := fold(ent.label_))}
+    for doc in enricher.recognise(texts, batch_size=16):
+        yield {(ent.text, kind) for ent in doc.ents if (kind := fold(ent.label_))}
 
 
 def predict_news(enricher: Enricher, texts: list[str]) -> Iterator[set[Pair]]:
@@ -144,22 +143,18 @@ def predict_news(enricher: Enricher, texts: list[str]) -> Iterator[set[Pair]]:
         evidence = build_evidence([text])
         evidences.append(evidence)
         restored.append(restore_case(text, evidence, enricher.is_known_name, enricher.common_words))
-    with enricher.nlp.select_pipes(enable=enricher.active_pipes):
-        docs = enricher.nlp.pipe(restored, batch_size=16)
-        for text, doc, evidence in zip(texts, docs, evidences, strict=True):
-            entities = extract_entities(
-                [FieldText("body", text, doc)],
-                enricher.gazetteer,
-                evidence,
-                enricher.common_words,
-                sport=is_sport(text, doc),
-            )
-            yield {
-                (mention.text, kind)
-                for entity in entities
-                if (kind := fold(entity.label))
-                for mention in entity.mentions
-            }
+    docs = enricher.recognise(restored, batch_size=16)
+    for text, doc, evidence in zip(texts, docs, evidences, strict=True):
+        entities = extract_entities(
+            [FieldText("body", text, doc)],
+            enricher.gazetteer,
+            evidence,
+            enricher.common_words,
+            sport=is_sport(text, doc),
+        )
+        yield {
+            (mention.text, kind) for entity in entities if (kind := fold(entity.label)) for mention in entity.mentions
+        }
 
 
 @dataclass
