@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.enrich.casing import build_evidence, is_shouted, restore_case
+from services.enrich.casing import SENTENCE_END, WORD, build_evidence, ends_sentence, is_shouted, restore_case
 from services.enrich.enricher import Enricher
 from shared.events import CleanedArticle, CleanSection, EnrichSection, IngestSection
 from shared.settings import Settings
@@ -130,9 +132,7 @@ def test_all_caps_headline_is_read_with_restored_case(enricher: Enricher) -> Non
         "thousands of residents from their homes. Officials in Cologne said the water was still rising."
     )
     section = enricher.enrich_batch([make_article(title, body)])[0]
-    title_mentions = {
-        (m.text, e.label) for e in section.entities for m in e.mentions if m.field == "title"
-    }
+    title_mentions = {(m.text, e.label) for e in section.entities for m in e.mentions if m.field == "title"}
     assert ("GERMANY", "GPE") in title_mentions
     assert ("COLOGNE", "GPE") in title_mentions
     for entity in section.entities:
@@ -189,3 +189,26 @@ def test_sports_clubs_named_after_towns_are_organisations(enricher: Enricher) ->
     assert labels.get("Surrey") == "ORG"
     assert labels.get("Wigan") == "ORG"
     assert labels.get("London") == "GPE"  # "played in London": the place, not a club
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list("ab.!?:;,'\"’”)( \t\n\r\u00a0\u2028\x1c\u3000")), max_size=12),
+    st.integers(0, 14),
+)
+def test_ends_sentence_reads_as_the_pattern_does(text: str, end: int) -> None:
+    assert ends_sentence(text, end) == bool(SENTENCE_END.search(text[:end]))
+
+
+def _is_shouted_by_letters(line: str) -> bool:
+    """is_shouted as first written, letter by letter (the reference for the one that counts in C first)."""
+    letters = [ch for ch in line if ch.isalpha()]
+    if len(letters) < 4:
+        return False
+    if len(WORD.findall(line)) < 2 and len(letters) < 12:
+        return False
+    return sum(1 for ch in letters if ch.isupper()) / len(letters) >= 0.8
+
+
+@given(st.text(alphabet=st.sampled_from(list("aAbBzZ ÉéßⅧⓐⒶ1-'’.")), max_size=30))
+def test_is_shouted_counts_as_letter_by_letter(line: str) -> None:
+    assert is_shouted(line) == _is_shouted_by_letters(line)
