@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 
 from services.clean.article import clean_article
-from services.clean.html import _layout_cells, declared_language, extract_html, strip_site_name, title_overlap
+from services.clean.html import (
+    HtmlExtraction,
+    _layout_cells,
+    _second_opinion,
+    declared_language,
+    extract_html,
+    strip_site_name,
+    title_overlap,
+)
 from services.clean.htmltext import html_to_text
 from services.clean.lines import normalise_domain
 from shared.errors import Rejected
@@ -539,3 +547,77 @@ def test_a_standfirst_the_page_declares_and_shows_above_the_story_opens_the_body
 def test_a_description_is_no_standfirst_unless_shown_apart_from_headline_and_lede(description: str, shown: str) -> None:
     body = clean(standfirst_page(description, shown)).body
     assert body.startswith(PARAGRAPHS[0]) and body.count(PARAGRAPHS[0]) == 1
+
+
+SIDEBAR_BIO = (
+    "Paul Overton is a prolific blogger, maker, writer and ukulele player living in Durham with four dogs, two cats "
+    "and a lawn that makes his neighbours want to call the city about it. He has written about crafts for ten "
+    "years, runs a monthly workshop at the public library, and answers every letter readers send him."
+)
+SHORT_POST = (
+    "No matter how long I stare at this drawing of a rainy street, I still cannot believe it is done in pencil on "
+    "plain paper. The artist spent three months on it and used nothing but graphite and an eraser."
+)
+
+
+def table_layout_page(description: str = "") -> str:
+    """An old table-layout blog page: a short post in one cell, a long bio and a link list in the sidebar cell."""
+    meta = f'<meta name="description" content="{description}">' if description else ""
+    friends = "".join(f'<li><a href="/f{number}">Friend {number}</a></li>' for number in range(12))
+    return f"""<html><head><title>A pencil drawing of a rainy street | DudeCraft</title>{meta}</head><body>
+<table width="900"><tr><td class="main" width="600">
+<h2>A pencil drawing of a rainy street</h2><div>{SHORT_POST}</div><div>Posted by Paul at 9:12</div>
+</td><td class="side" width="300">
+<div class="widget"><h3>Who is the Dude?</h3><div>{SIDEBAR_BIO * 3}</div></div>
+<div class="widget"><h3>Friends</h3><ul>{friends}</ul></div>
+</td></tr></table></body></html>"""
+
+
+def wrong_block(html: str, paragraphs: list[str], description: str | None = None) -> HtmlExtraction:
+    """What trafilatura hands over on such pages: the sidebar's block taken for the story."""
+    return HtmlExtraction(
+        title="A pencil drawing of a rainy street", paragraphs=paragraphs, extractor="trafilatura",
+        language_declared=None, description=description,
+    )  # fmt: skip
+
+
+def test_a_block_that_never_mentions_the_headline_gives_way_to_readabilitys_article() -> None:
+    result = wrong_block(table_layout_page(), [SIDEBAR_BIO] * 3)
+    assert _second_opinion(table_layout_page(), result)
+    assert result.extractor == "readability" and SHORT_POST in result.paragraphs
+    assert not any("Overton" in paragraph for paragraph in result.paragraphs)
+
+
+def test_a_block_without_the_declared_description_gives_way_when_readability_prints_it() -> None:
+    # The bio mentions the headline's words, so only the description shows it is not the story.
+    bio = f"{SIDEBAR_BIO} His favourite pencil drawing of a rainy street hangs in the hall."
+    html = table_layout_page(SHORT_POST[:120])
+    result = wrong_block(html, [bio], description=SHORT_POST[:120])
+    assert _second_opinion(html, result) and SHORT_POST in result.paragraphs
+
+
+@pytest.mark.parametrize(
+    ("paragraphs", "description"),
+    [
+        # The story found mentions its headline and prints the description: readability is not asked.
+        ([SHORT_POST, "A pencil drawing of a rainy street, in pencil."], SHORT_POST[:120]),
+        # The description is missing, but readability does not print it either.
+        ([f"{SIDEBAR_BIO} A pencil drawing of a rainy street."], "A summary for link previews that no line shows."),
+    ],
+)
+def test_a_story_that_holds_its_headline_or_description_is_kept(paragraphs: list[str], description: str) -> None:
+    html = table_layout_page(description)
+    result = wrong_block(html, list(paragraphs), description=description)
+    assert not _second_opinion(html, result)
+    assert result.paragraphs == paragraphs and result.extractor == "trafilatura"
+
+
+def test_readability_is_not_taken_when_it_finds_the_headline_no_better() -> None:
+    # A page whose every block is off the headline (readability's article included) keeps what trafilatura found.
+    html = (
+        table_layout_page()
+        .replace("A pencil drawing of a rainy street</h2>", "Monday</h2>")
+        .replace(SHORT_POST, "Nothing but graphite and an eraser, three months of evenings, and a very patient cat.")
+    )
+    result = wrong_block(html, [SIDEBAR_BIO] * 3)
+    assert not _second_opinion(html, result) and result.paragraphs == [SIDEBAR_BIO] * 3
