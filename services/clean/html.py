@@ -171,7 +171,7 @@ def extract_html(html: str, *, url: str | None = None, tuning: HtmlTuning = DEFA
 
     if count_words("\n".join(result.paragraphs)) < _SUSPICIOUS_WORDS:
         _apply_fallback(html, result)
-    if parsed is not None and _second_opinion(html, result) and result.description:
+    if parsed is not None and _second_opinion(html, result, parsed.parts) and result.description:
         standfirst = _standfirst(parsed.parts, result.description, result.title, result.paragraphs)
         if standfirst is not None:
             result.paragraphs = [standfirst, *result.paragraphs]
@@ -188,7 +188,7 @@ _SECOND_OPINION_WORDS = 0.5
 _DESCRIPTION_KEY_CHARS = (20, 40)
 
 
-def _second_opinion(html: str, result: HtmlExtraction) -> bool:
+def _second_opinion(html: str, result: HtmlExtraction, parts: PageParts) -> bool:
     """readability's article instead of the story found when that story is the wrong block: a sidebar, a footer
     or a link list on old table layouts and short blog posts. Two signals, each confirmed by readability: the
     story hardly mentions its headline and readability's article does, or the page declares a description the
@@ -202,7 +202,9 @@ def _second_opinion(html: str, result: HtmlExtraction) -> bool:
     if len(key) <= _DESCRIPTION_KEY_CHARS[0] or (result.title and matching_form(result.title).startswith(key)):
         key = ""  # too short to recognise, or the headline itself
     story = matching_form(" ".join(result.paragraphs))
-    if not off_topic and not (key and key not in story):
+    if key and (key in story or not _printed(key, parts)):
+        key = ""  # in the story already, or never printed (a summary for link previews): no sign either way
+    if not off_topic and not key:
         return False
     tree = parse_html(html)  # readability rewrites the tree it reads, and the first one was pruned
     lines = readability_lines(tree) if tree is not None else []
@@ -212,7 +214,6 @@ def _second_opinion(html: str, result: HtmlExtraction) -> bool:
     words = count_words("\n".join(result.paragraphs))
     if not (off_topic and second_overlap >= _SECOND_OPINION_OVERLAP) and not (
         key
-        and key not in story
         and key in matching_form(" ".join(lines))
         and second_overlap >= (overlap or 0.0)
         and count_words("\n".join(lines)) >= _SECOND_OPINION_WORDS * words
@@ -223,6 +224,12 @@ def _second_opinion(html: str, result: HtmlExtraction) -> bool:
     result.paragraphs = [line for index, line in enumerate(lines) if index > 2 or matching_form(line) != headline]
     result.extractor = "readability"
     return True
+
+
+def _printed(key: str, parts: PageParts) -> bool:
+    """Whether the page's text shows `key` (a matching form), however its inline markup splits the words."""
+    squeezed = key.replace(" ", "")
+    return squeezed in "".join(matching_form(raw) for raw, _, _ in parts.texts).replace(" ", "")
 
 
 # A standfirst is a sentence or two: the page's description within these bounds, in words.

@@ -21,6 +21,7 @@ from services.clean.html import (
     strip_site_name,
     title_overlap,
 )
+from services.clean.htmlparse import parse_html, walk_page
 from services.clean.htmltext import html_to_text
 from services.clean.lines import normalise_domain
 from shared.errors import Rejected
@@ -581,9 +582,15 @@ def wrong_block(html: str, paragraphs: list[str], description: str | None = None
     )  # fmt: skip
 
 
+def second_opinion(html: str, result: HtmlExtraction) -> bool:
+    tree = parse_html(html)
+    assert tree is not None
+    return _second_opinion(html, result, walk_page(tree))
+
+
 def test_a_block_that_never_mentions_the_headline_gives_way_to_readabilitys_article() -> None:
     result = wrong_block(table_layout_page(), [SIDEBAR_BIO] * 3)
-    assert _second_opinion(table_layout_page(), result)
+    assert second_opinion(table_layout_page(), result)
     assert result.extractor == "readability" and SHORT_POST in result.paragraphs
     assert not any("Overton" in paragraph for paragraph in result.paragraphs)
 
@@ -593,7 +600,7 @@ def test_a_block_without_the_declared_description_gives_way_when_readability_pri
     bio = f"{SIDEBAR_BIO} His favourite pencil drawing of a rainy street hangs in the hall."
     html = table_layout_page(SHORT_POST[:120])
     result = wrong_block(html, [bio], description=SHORT_POST[:120])
-    assert _second_opinion(html, result) and SHORT_POST in result.paragraphs
+    assert second_opinion(html, result) and SHORT_POST in result.paragraphs
 
 
 @pytest.mark.parametrize(
@@ -608,7 +615,7 @@ def test_a_block_without_the_declared_description_gives_way_when_readability_pri
 def test_a_story_that_holds_its_headline_or_description_is_kept(paragraphs: list[str], description: str) -> None:
     html = table_layout_page(description)
     result = wrong_block(html, list(paragraphs), description=description)
-    assert not _second_opinion(html, result)
+    assert not second_opinion(html, result)
     assert result.paragraphs == paragraphs and result.extractor == "trafilatura"
 
 
@@ -620,4 +627,4 @@ def test_readability_is_not_taken_when_it_finds_the_headline_no_better() -> None
         .replace(SHORT_POST, "Nothing but graphite and an eraser, three months of evenings, and a very patient cat.")
     )
     result = wrong_block(html, [SIDEBAR_BIO] * 3)
-    assert not _second_opinion(html, result) and result.paragraphs == [SIDEBAR_BIO] * 3
+    assert not second_opinion(html, result) and result.paragraphs == [SIDEBAR_BIO] * 3
