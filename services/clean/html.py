@@ -229,7 +229,8 @@ def _second_opinion(html: str, result: HtmlExtraction, parts: PageParts) -> bool
 def _printed(key: str, parts: PageParts) -> bool:
     """Whether the page's text shows `key` (a matching form), however its inline markup splits the words."""
     squeezed = key.replace(" ", "")
-    return squeezed in "".join(matching_form(raw) for raw, _, _ in parts.texts).replace(" ", "")
+    # One matching form of the whole text: per text node, the forms' cache is flooded by long pages.
+    return squeezed in matching_form(" ".join(raw for raw, _, _ in parts.texts)).replace(" ", "")
 
 
 # A standfirst is a sentence or two: the page's description within these bounds, in words.
