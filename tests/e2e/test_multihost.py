@@ -57,6 +57,10 @@ PARTITION_S = float(os.environ.get("NEWSFLOW_MULTIHOST_PARTITION_S", "60"))
 # must reach each of h3's stages through the others), and scheduling on a loaded 2-core machine running twelve
 # services.
 SLACK_S = 20.0
+# Rejoining means taking new work, which h3's replicas compete for with h1's and h2's (4 articles a second): after its
+# held batch is settled (skipped: claimed elsewhere), h3's enrich waited past 35 + 20 s for a read of its own once
+# (CI, load ~2); the product's bound is on the link, the extra wait is the competition.
+REJOIN_SLACK_S = 60.0
 
 
 def multihost_article(n: int) -> dict[str, str]:
@@ -256,7 +260,7 @@ def run_scenario(
         return len(rejoined_at) == len(victims)
 
     # Articles keep coming in small batches until h3 has committed some in each of its four stages again.
-    rejoin_bound = rejoin_bound_s(settings.link_timeout_s, settings.retry_max_s) + SLACK_S
+    rejoin_bound = rejoin_bound_s(settings.link_timeout_s, settings.retry_max_s) + REJOIN_SLACK_S
     second: list[dict[str, str]] = []
     while not h3_committed_in_every_stage():
         waited = time.monotonic() - restored_at
