@@ -164,18 +164,22 @@ def extract_html(html: str, *, url: str | None = None, tuning: HtmlTuning = DEFA
     parsed = _extract_story(html, url, result, tuning)
     if tuning.trafilatura_fast and parsed is not None:
         _rescue(html, url, result, tuning)
-    if parsed is not None and result.description and result.paragraphs:
-        standfirst = _standfirst(parsed.parts, result.description, result.title, result.paragraphs)
-        if standfirst is not None:
-            result.paragraphs = [standfirst, *result.paragraphs]
+    if parsed is not None and result.paragraphs:
+        _open_with_standfirst(result, parsed.parts)
 
     if count_words("\n".join(result.paragraphs)) < _SUSPICIOUS_WORDS:
         _apply_fallback(html, result)
-    if parsed is not None and _second_opinion(html, result, parsed.parts) and result.description:
-        standfirst = _standfirst(parsed.parts, result.description, result.title, result.paragraphs)
+    if parsed is not None and _second_opinion(html, result, parsed.parts):
+        _open_with_standfirst(result, parsed.parts)
+    return result
+
+
+def _open_with_standfirst(result: HtmlExtraction, parts: PageParts) -> None:
+    """Put the page's standfirst (`_standfirst`) first in the body, when there is one."""
+    if result.description:
+        standfirst = _standfirst(parts, result.description, result.title, result.paragraphs)
         if standfirst is not None:
             result.paragraphs = [standfirst, *result.paragraphs]
-    return result
 
 
 # The story is the wrong block when at most this share of the headline's words is in its opening...
